@@ -147,21 +147,27 @@ class Layer(nnx.Module):
     # -- calling -------------------------------------------------------------------------------------
     def __call__(self, x, *, mask=None, training: bool = False, rngs=None):
         """Apply the layer to a batch; `mask_BxT` marks valid steps, `rngs` feeds dropout when training."""
+        x = self.ensure_built(x)
+        y = self.forward(x, mask=mask, training=training, rngs=rngs)
+        if self.activity_regularizer is not None:
+            batch = y.shape[0] if y.ndim else 1
+            self.activity_loss[...] = self.activity_regularizer(y) / batch
+        return y
+
+    def ensure_built(self, x) -> jax.Array:
+        """Build from `x`'s shape on the first eager call, else validate it; returns `x` as an array."""
         x = jnp.asarray(x)
         if not self.built:
             if is_traced(x):
                 raise RuntimeError(
                     f"{type(self).__name__} is not built and is being traced: build it before jit by "
-                    "passing input_shape=..., by calling it once eagerly, or through Sequential(input_shape=...)."
+                    "passing input_shape=..., by calling it once eagerly, or through "
+                    "Sequential(input_shape=...)."
                 )
             self.build_for(x.shape[1:])
         else:
             self.check_input_shape(x.shape[1:])
-        y = self.forward(x, mask=mask, training=training, rngs=rngs)
-        if self.activity_regularizer is not None:
-            batch = y.shape[0] if y.ndim else 1
-            self.activity_loss.value = self.activity_regularizer(y) / batch
-        return y
+        return x
 
     def forward(self, x: jax.Array, *, mask, training: bool, rngs) -> jax.Array:
         raise NotImplementedError
@@ -178,7 +184,7 @@ class Layer(nnx.Module):
         """Apply this layer's weight constraints in place."""
         for name, constraint in self._weight_constraints:
             variable = getattr(self, name)
-            variable.value = constraint(variable[...])
+            variable[...] = constraint(variable[...])
 
 
 def iter_layers(model: nnx.Module):

@@ -1,0 +1,157 @@
+"""GRU layer (Cho et al. 2014) with Keras 3's arguments, weight layout, gate equations and dropout."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from conv1dx.nn.layer import Shape
+from conv1dx.nn.recurrent import Recurrent
+
+
+def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_after, activation,
+             recurrent_activation):
+    """One GRU step `cell(proj_BxG, (h_BxU,)) -> (h_BxU,)`, G = 3U in gate order [z, r, h].
+
+    `proj_BxG` is the step's input projection `x W + b_input`. `recurrent_bias_G` (reset_after only)
+    is added to `h U`. `recurrent_mask` is None or one dropout multiplier per gate, `(3, B, U)`,
+    applied to h before each gate's recurrent matmul (Keras' implementation 1).
+
+    reset_after=True:  h~ = act(x W_h + b_h + r * (h U_h + b_rh))
+    reset_after=False: h~ = act(x W_h + b_h + (r * h) U_h)
+    h_new = z * h + (1 - z) * h~, with z, r = recurrent_activation(x W_{z,r} + b + h U_{z,r} [+ b_r]).
+    """
+    units = recurrent_kernel_UxG.shape[0]
+    kernel_z = recurrent_kernel_UxG[:, :units]
+    kernel_r = recurrent_kernel_UxG[:, units: 2 * units]
+    kernel_h = recurrent_kernel_UxG[:, 2 * units:]
+
+    def cell(proj_BxG, state):
+        (h_BxU,) = state
+        x_z, x_r, x_h = jnp.split(proj_BxG, 3, axis=-1)
+        if recurrent_mask is None:
+            h_z = h_r = h_h = h_BxU
+            if reset_after:
+                inner_BxG = h_BxU @ recurrent_kernel_UxG
+                if recurrent_bias_G is not None:
+                    inner_BxG = inner_BxG + recurrent_bias_G
+                rec_z, rec_r, rec_h = jnp.split(inner_BxG, 3, axis=-1)
+            else:
+                rec_z, rec_r = jnp.split(h_BxU @ recurrent_kernel_UxG[:, : 2 * units], 2, axis=-1)
+        else:
+            h_z, h_r, h_h = (h_BxU * recurrent_mask[k] for k in range(3))
+            rec_z, rec_r = h_z @ kernel_z, h_r @ kernel_r
+            if reset_after:
+                rec_h = h_h @ kernel_h
+                if recurrent_bias_G is not None:
+                    b_z, b_r, b_h = jnp.split(recurrent_bias_G, 3)
+                    rec_z, rec_r, rec_h = rec_z + b_z, rec_r + b_r, rec_h + b_h
+        z = recurrent_activation(x_z + rec_z)
+        r = recurrent_activation(x_r + rec_r)
+        if reset_after:
+            candidate = activation(x_h + r * rec_h)
+        else:
+            candidate = activation(x_h + (r * h_h) @ kernel_h)
+        return (z * h_BxU + (1.0 - z) * candidate,)
+
+    return cell
+
+
+class GRU(Recurrent):
+    """Gated recurrent unit over `x_BxTxC` (channels last), Keras 3 semantics.
+
+    Weights (Keras names and layout, gate order [z, r, h]): `kernel (C, 3U)`, `recurrent_kernel (U, 3U)`,
+    `bias (3U,)` when `reset_after=False`, `(2, 3U)` when True (row 0 input bias, row 1 recurrent bias).
+    Output `y_BxTxU` with `return_sequences`, else `y_BxU` (the state after the last valid step);
+    `return_state` returns `(output, h_BxU)`.
+
+    Masking (`mask_BxT` or `lengths_B` at call): a masked step keeps the previous state, and its output
+    repeats the previous output (zeros if `zero_output_for_mask`, which `Bidirectional` sets).
+    `go_backwards` processes the steps last to first and returns the sequence in that (reversed) order.
+    Dropout as Keras 3: `dropout` on the inputs and `recurrent_dropout` on h, each mask sampled once per
+    call and reused at every step; a single mask shared by the gates, or one per gate for both when
+    `recurrent_dropout > 0` (Keras switches its GRU cell to implementation 1 then).
+    `unroll` (bool or int) is passed to `jax.lax.scan`.
+    """
+
+    gates = 3
+    state_size = 1
+
+    def __init__(
+        self,
+        units: int,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        reset_after: bool = True,
+        unroll: int | bool = 1,
+        zero_output_for_mask: bool = False,
+        *,
+        input_shape=None,
+        name: str | None = None,
+        rngs=None,
+    ):
+        super().__init__(
+            units, activation=activation, recurrent_activation=recurrent_activation,
+            use_bias=use_bias, kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout,
+            return_sequences=return_sequences, return_state=return_state,
+            go_backwards=go_backwards, unroll=unroll, zero_output_for_mask=zero_output_for_mask,
+            name=name,
+        )
+        self.reset_after = bool(reset_after)
+        self._init_build(input_shape, rngs)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "reset_after": self.reset_after}
+
+    def build(self, input_shape: Shape, rngs) -> None:
+        features, width = input_shape[-1], 3 * self.units
+        self.add_weight(
+            "kernel", (features, width), self.kernel_initializer, rngs,
+            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+        )
+        self.add_weight(
+            "recurrent_kernel", (self.units, width), self.recurrent_initializer, rngs,
+            regularizer=self.recurrent_regularizer, constraint=self.recurrent_constraint,
+        )
+        if self.use_bias:
+            self.add_weight(
+                "bias", (2, width) if self.reset_after else (width,), self.bias_initializer, rngs,
+                regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+            )
+
+    def input_bias(self) -> jax.Array | None:
+        if not self.use_bias:
+            return None
+        return self.bias[0] if self.reset_after else self.bias[...]
+
+    def dropout_mask_count(self) -> int | None:
+        return self.gates if self.recurrent_dropout > 0.0 else None
+
+    def make_cell(self, recurrent_mask):
+        recurrent_bias = self.bias[1] if (self.use_bias and self.reset_after) else None
+        return gru_cell(
+            self.recurrent_kernel[...], recurrent_bias, recurrent_mask,
+            reset_after=self.reset_after, activation=self.activation,
+            recurrent_activation=self.recurrent_activation,
+        )

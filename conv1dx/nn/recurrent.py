@@ -1,0 +1,231 @@
+"""Shared base of the recurrent layers (GRU, LSTM): Keras' RNN arguments, calling, shapes and masks.
+
+A subclass sets `gates` (3 for GRU, 4 for LSTM) and `state_size` (number of state tensors), creates
+`kernel (C, gates*U)`, `recurrent_kernel (U, gates*U)` and `bias` in `build`, and returns its one-step
+cell from `make_cell`. This class projects all steps of the input in one matmul outside the loop
+(`proj_TxBxG`, G = gates*U), samples the dropout masks once per call (Keras: the same mask at every
+step) and runs the recurrence with `conv1dx.nn.rnn_scan.scan_rnn`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from conv1dx.nn import activations, constraints, initializers, regularizers
+from conv1dx.nn.layer import Layer, Shape, rng_key
+from conv1dx.nn.rnn_scan import State, dropout_keep_mask, resolve_mask, scan_rnn
+
+_CONFIG_KEYS = (
+    "units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
+    "recurrent_initializer", "bias_initializer", "kernel_regularizer", "recurrent_regularizer",
+    "bias_regularizer", "activity_regularizer", "kernel_constraint", "recurrent_constraint",
+    "bias_constraint", "dropout", "recurrent_dropout", "return_sequences", "return_state",
+    "go_backwards", "unroll", "zero_output_for_mask", "name",
+)
+
+
+def _check_rate(who: str, name: str, rate) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
+        raise ValueError(f"{who}: {name} must be a fraction in [0, 1), got {rate!r}.")
+    return float(rate)
+
+
+def _is_positive_int(value) -> bool:
+    try:
+        return not isinstance(value, bool) and int(value) == value and int(value) >= 1
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_unroll(who: str, unroll) -> int | bool:
+    if unroll is True or unroll is False:
+        return True if unroll else 1  # lax.scan: True unrolls fully, 1 is a plain loop
+    if not _is_positive_int(unroll):
+        raise ValueError(f"{who}: unroll must be a bool or an integer >= 1, got {unroll!r}.")
+    return int(unroll)
+
+
+class Recurrent(Layer):
+    """Base of GRU and LSTM. Input `x_BxTxC`; output `y_BxTxU` (return_sequences) or `y_BxU`.
+
+    With `return_state` the call returns `(output, *states)`, each state `(B, U)`.
+    """
+
+    expected_rank = 3
+    supports_masking = True
+    gates: int = 1
+    state_size: int = 1
+
+    def __init__(
+        self, units, *, activation, recurrent_activation, use_bias, kernel_initializer,
+        recurrent_initializer, bias_initializer, kernel_regularizer, recurrent_regularizer,
+        bias_regularizer, activity_regularizer, kernel_constraint, recurrent_constraint,
+        bias_constraint, dropout, recurrent_dropout, return_sequences, return_state, go_backwards,
+        unroll, zero_output_for_mask, name,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, name=name)
+        who = type(self).__name__
+        if not _is_positive_int(units):
+            raise ValueError(f"{who}: units must be a positive integer, got {units!r}.")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = bool(use_bias)
+        for init in (kernel_initializer, recurrent_initializer, bias_initializer):
+            initializers.get(init)  # fail early on an unknown name
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = _check_rate(who, "dropout", dropout)
+        self.recurrent_dropout = _check_rate(who, "recurrent_dropout", recurrent_dropout)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.unroll = _check_unroll(who, unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+
+    def get_config(self) -> dict:
+        """Constructor arguments that recreate this layer (fresh weights), as Keras' `get_config`."""
+        return {key: getattr(self, key) for key in _CONFIG_KEYS}
+
+    # -- shapes and masks ----------------------------------------------------------------------------
+    def check_input_shape(self, input_shape: Shape) -> None:
+        super().check_input_shape(input_shape)
+        who = type(self).__name__
+        if input_shape[-1] is None:
+            raise ValueError(f"{who} needs a known features dimension, got input shape {input_shape}.")
+        if self.built and input_shape[-1] != self.input_shape[-1]:
+            raise ValueError(
+                f"{who} was built for {self.input_shape[-1]} input features but got {input_shape[-1]}."
+            )
+
+    def compute_output_shape(self, input_shape: Shape):
+        """`(T, U)` with return_sequences else `(U,)`; with return_state `(output, *(U,) per state)`."""
+        output = (input_shape[0], self.units) if self.return_sequences else (self.units,)
+        if self.return_state:
+            return (output, *(((self.units,),) * self.state_size))
+        return output
+
+    def compute_mask(self, x, mask):
+        """The input mask for a sequence output (unchanged, as Keras, also with go_backwards), else None."""
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return (output_mask, *((None,) * self.state_size))
+        return output_mask
+
+    # -- subclass hooks ------------------------------------------------------------------------------
+    def input_bias(self) -> jax.Array | None:
+        """Bias added to the input projection, `(G,)`, or None."""
+        return self.bias[...] if self.use_bias else None
+
+    def dropout_mask_count(self) -> int | None:
+        """None: one dropout mask shared by all gates; an int: one mask per gate (Keras' GRU impl. 1)."""
+        return None
+
+    def make_cell(self, recurrent_mask):
+        """The one-step cell `cell(proj_BxG, state) -> new_state` (see `rnn_scan.scan_rnn`)."""
+        raise NotImplementedError
+
+    # -- calling -------------------------------------------------------------------------------------
+    def __call__(self, x, *, mask=None, training: bool = False, rngs=None, lengths=None,
+                 initial_state=None):
+        """Run the layer on `x_BxTxC`.
+
+        `mask_BxT` (bool, True = valid step) or `lengths_B` (int, right-padded sequences) skip steps;
+        `initial_state` is `(B, U)` for GRU (or a one-element sequence) and `(h_BxU, c_BxU)` for LSTM;
+        `rngs` feeds dropout when `training`.
+        """
+        x = self.ensure_built(x)
+        mask = resolve_mask(x, mask, lengths, who=type(self).__name__)
+        y = self.forward(x, mask=mask, training=training, rngs=rngs, initial_state=initial_state)
+        if self.activity_regularizer is not None:
+            outputs = y if isinstance(y, tuple) else (y,)
+            penalty = sum(self.activity_regularizer(o) for o in outputs) / x.shape[0]
+            self.activity_loss.value = jnp.asarray(penalty, jnp.float32)
+        return y
+
+    def forward(self, x, *, mask, training, rngs, initial_state=None):
+        batch, steps, features = x.shape
+        dtype = self.kernel[...].dtype
+        state0 = self._initial_state(initial_state, batch, dtype)
+        input_mask, recurrent_mask = self._dropout_masks(training, rngs, batch, features, dtype)
+        proj_TxBxG = self._project_inputs(x.astype(dtype), input_mask)
+        outputs, state = scan_rnn(
+            self.make_cell(recurrent_mask), proj_TxBxG, state0, mask,
+            go_backwards=self.go_backwards, unroll=self.unroll,
+            return_sequences=self.return_sequences, zero_output_for_mask=self.zero_output_for_mask,
+        )
+        y = outputs if self.return_sequences else state[0]
+        return (y, *state) if self.return_state else y
+
+    def _project_inputs(self, x_BxTxC, input_mask) -> jax.Array:
+        """All input steps through the kernel at once: `proj_TxBxG` (time-major for the scan)."""
+        kernel_CxG = self.kernel[...]
+        if input_mask is None or input_mask.ndim == 2:
+            if input_mask is not None:
+                x_BxTxC = x_BxTxC * input_mask[:, None, :]
+            proj_TxBxG = jnp.einsum("btc,cg->tbg", x_BxTxC, kernel_CxG)
+        else:  # one input mask per gate, input_mask (gates, B, C)
+            batch, steps, features = x_BxTxC.shape
+            x_BxTxKxC = x_BxTxC[:, :, None, :] * jnp.swapaxes(input_mask, 0, 1)[:, None]
+            kernel_CxKxU = kernel_CxG.reshape(features, self.gates, self.units)
+            proj_TxBxG = jnp.einsum("btkc,cku->tbku", x_BxTxKxC, kernel_CxKxU).reshape(
+                steps, batch, self.gates * self.units
+            )
+        bias = self.input_bias()
+        return proj_TxBxG if bias is None else proj_TxBxG + bias
+
+    def _dropout_masks(self, training, rngs, batch, features, dtype):
+        """(input mask, recurrent mask), each `(B, C)`/`(B, U)` (or per gate `(gates, B, ...)`) or None."""
+        use_input = bool(training) and self.dropout > 0.0
+        use_recurrent = bool(training) and self.recurrent_dropout > 0.0
+        if not (use_input or use_recurrent):
+            return None, None
+        if rngs is None:
+            raise ValueError(
+                f"{type(self).__name__}(dropout={self.dropout}, recurrent_dropout="
+                f"{self.recurrent_dropout}) needs rngs=nnx.Rngs(dropout=seed) (or a PRNG key) when "
+                "training=True."
+            )
+        key_input, key_recurrent = jax.random.split(rng_key(rngs, "dropout"))
+        count = self.dropout_mask_count()
+        lead = () if count is None else (count,)
+        input_mask = (
+            dropout_keep_mask(key_input, self.dropout, (*lead, batch, features), dtype)
+            if use_input else None
+        )
+        recurrent_mask = (
+            dropout_keep_mask(key_recurrent, self.recurrent_dropout, (*lead, batch, self.units), dtype)
+            if use_recurrent else None
+        )
+        return input_mask, recurrent_mask
+
+    def _initial_state(self, initial_state, batch: int, dtype) -> State:
+        who = type(self).__name__
+        if initial_state is None:
+            return tuple(jnp.zeros((batch, self.units), dtype) for _ in range(self.state_size))
+        if not isinstance(initial_state, Sequence):
+            initial_state = (initial_state,)
+        if len(initial_state) != self.state_size:
+            raise ValueError(
+                f"{who}: initial_state needs {self.state_size} array(s) of shape (batch, units), "
+                f"got {len(initial_state)}."
+            )
+        states = tuple(jnp.asarray(s, dtype) for s in initial_state)
+        for s in states:
+            if s.shape != (batch, self.units):
+                raise ValueError(
+                    f"{who}: each initial state must have shape (batch, units) = ({batch}, "
+                    f"{self.units}), got {s.shape}."
+                )
+        return states
