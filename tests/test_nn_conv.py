@@ -221,3 +221,29 @@ def test_unbuilt_layer_under_jit_fails_clearly():
     layer = nn.Conv1D(4, 3, rngs=nnx.Rngs(0))
     with pytest.raises(RuntimeError, match="not built and is being traced"):
         jax.jit(lambda x: layer(x))(jnp.ones((1, 8, 2)))
+
+
+def _xla_conv(x, kernel, s, p, d, groups):
+    pads = conv_ops.padding_amounts(x.shape[1], kernel.shape[0], p, s, d)
+    return jax.lax.conv_general_dilated(x, kernel, (s,), (pads,), rhs_dilation=(d,),
+                                        dimension_numbers=("NWC", "WIO", "NWC"),
+                                        feature_group_count=groups)
+
+
+@pytest.mark.parametrize("k,s,d,p,length,groups", _grid()[::7])
+def test_conv1d_gradients_equal_xla_autodiff(k, s, d, p, length, groups):
+    """The hand-written backward convolutions agree with JAX's own transpose rules."""
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.normal(size=(2, length, 2 * groups)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(k, 2, 3 * groups)), jnp.float32)
+    y = _xla_conv(x, kernel, s, p, d, groups)
+    dy = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+
+    def ours(x, kernel):
+        return jnp.sum(conv_ops.conv1d(x, kernel, stride=s, padding=p, dilation=d, groups=groups) * dy)
+
+    def xla(x, kernel):
+        return jnp.sum(_xla_conv(x, kernel, s, p, d, groups) * dy)
+
+    for got, want in zip(jax.grad(ours, (0, 1))(x, kernel), jax.grad(xla, (0, 1))(x, kernel), strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
