@@ -15,6 +15,8 @@ from conv1dx.nn import activations, constraints, initializers, regularizers
 from conv1dx.nn.builder import build_layer, build_model
 from conv1dx.nn.conv import Conv1D, Conv1DTranspose, DepthwiseConv1D, SeparableConv1D
 from conv1dx.nn.dense import Dense
+from conv1dx.nn.dropout import Dropout, SpatialDropout1D
+from conv1dx.nn.embedding import Embedding
 from conv1dx.nn.layer import (
     Layer,
     apply_constraints,
@@ -22,10 +24,48 @@ from conv1dx.nn.layer import (
     iter_layers,
     regularization_loss,
 )
+from conv1dx.nn.normalization import BatchNormalization, LayerNormalization
+from conv1dx.nn.pooling import (
+    AveragePooling1D,
+    AvgPool1D,
+    GlobalAveragePooling1D,
+    GlobalAvgPool1D,
+    GlobalMaxPool1D,
+    GlobalMaxPooling1D,
+    MaxPool1D,
+    MaxPooling1D,
+)
+from conv1dx.nn.reshaping import (
+    Activation,
+    Cropping1D,
+    Flatten,
+    Reshape,
+    UpSampling1D,
+    ZeroPadding1D,
+)
 from conv1dx.nn.sequential import Sequential
 from conv1dx.nn.summary import count_params, summary
 
 __all__ = [
+    "Activation",
+    "AveragePooling1D",
+    "AvgPool1D",
+    "BatchNormalization",
+    "Cropping1D",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "GlobalAveragePooling1D",
+    "GlobalAvgPool1D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPooling1D",
+    "LayerNormalization",
+    "MaxPool1D",
+    "MaxPooling1D",
+    "Reshape",
+    "SpatialDropout1D",
+    "UpSampling1D",
+    "ZeroPadding1D",
     "Conv1D",
     "Conv1DTranspose",
     "Dense",

@@ -27,14 +27,14 @@ def _merge(y_fwd, y_bwd, merge_mode):
 class Bidirectional(Layer):
     """Runs a recurrent layer forwards and a copy backwards over `x_BxTxC` and merges the outputs.
 
-    As in Keras, both directions are fresh layers recreated from `layer.get_config()` (own weights; the
-    weights of `layer` itself are not reused): `forward_layer`, and `backward_layer` with
-    `go_backwards=True` unless one is given. With `return_sequences` both directions output zeros at
-    masked steps (Keras forces `zero_output_for_mask`), and the backward outputs are flipped back to
-    forward time order, so with right padding position t holds the backward state over steps
-    `t .. length-1` of its own sequence. Output `y_BxTx2U` / `y_Bx2U` for "concat", `U` wide for
-    "sum", "mul", "ave", and a pair `(y_fwd, y_bwd)` for None; with `return_state` the forward states
-    and then the backward states follow the output(s).
+    As in Keras, both directions are fresh layers recreated from `layer.get_config()` (own
+    weights; the weights of `layer` itself are not reused): `forward_layer`, and `backward_layer`
+    with `go_backwards=True` unless one is given. With `return_sequences` both directions output
+    zeros at masked steps (Keras forces `zero_output_for_mask`), and the backward outputs are
+    flipped back to forward time order, so with right padding position t holds the backward state
+    over steps `length-1, ..., t` of its own sequence. Output `y_BxTx2U` / `y_Bx2U` for "concat",
+    `U` wide for "sum", "mul", "ave", and a pair `(y_fwd, y_bwd)` for None; with `return_state` the
+    forward states and then the backward states follow the output(s).
     """
 
     expected_rank = 3
@@ -61,8 +61,8 @@ class Bidirectional(Layer):
             )
         if layer.go_backwards:
             raise ValueError(
-                "Bidirectional: the wrapped layer must have go_backwards=False (it becomes the forward "
-                "direction; the backward copy gets go_backwards=True)."
+                "Bidirectional: the wrapped layer must have go_backwards=False (it becomes the "
+                "forward direction; the backward copy gets go_backwards=True)."
             )
         self.merge_mode = merge_mode
         base_name = layer.name or type(layer).__name__.lower()

@@ -1,4 +1,4 @@
-"""GRU layer (Cho et al. 2014) with Keras 3's arguments, weight layout, gate equations and dropout."""
+"""GRU layer (Cho et al. 2014) with Keras 3's arguments, weight layout, equations and dropout."""
 
 from __future__ import annotations
 
@@ -19,18 +19,19 @@ def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_af
 
     reset_after=True:  h~ = act(x W_h + b_h + r * (h U_h + b_rh))
     reset_after=False: h~ = act(x W_h + b_h + (r * h) U_h)
-    h_new = z * h + (1 - z) * h~, with z, r = recurrent_activation(x W_{z,r} + b + h U_{z,r} [+ b_r]).
+    h_new = z * h + (1 - z) * h~, with z, r = recurrent_activation(x W + b + h U [+ b_r]) of
+    their gate blocks.
     """
     units = recurrent_kernel_UxG.shape[0]
-    kernel_z = recurrent_kernel_UxG[:, :units]
-    kernel_r = recurrent_kernel_UxG[:, units: 2 * units]
     kernel_h = recurrent_kernel_UxG[:, 2 * units:]
+    if recurrent_mask is not None:  # per-gate blocks (3, U, U): one batched matmul for 3 masks
+        kernel_KxUxU = recurrent_kernel_UxG.reshape(units, 3, units).transpose(1, 0, 2)
 
     def cell(proj_BxG, state):
         (h_BxU,) = state
         x_z, x_r, x_h = jnp.split(proj_BxG, 3, axis=-1)
         if recurrent_mask is None:
-            h_z = h_r = h_h = h_BxU
+            h_h = h_BxU
             if reset_after:
                 inner_BxG = h_BxU @ recurrent_kernel_UxG
                 if recurrent_bias_G is not None:
@@ -39,13 +40,15 @@ def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_af
             else:
                 rec_z, rec_r = jnp.split(h_BxU @ recurrent_kernel_UxG[:, : 2 * units], 2, axis=-1)
         else:
-            h_z, h_r, h_h = (h_BxU * recurrent_mask[k] for k in range(3))
-            rec_z, rec_r = h_z @ kernel_z, h_r @ kernel_r
+            h_KxBxU = h_BxU[None] * recurrent_mask
+            h_h = h_KxBxU[2]
             if reset_after:
-                rec_h = h_h @ kernel_h
+                rec_KxBxU = jnp.einsum("kbu,kuv->kbv", h_KxBxU, kernel_KxUxU)
                 if recurrent_bias_G is not None:
-                    b_z, b_r, b_h = jnp.split(recurrent_bias_G, 3)
-                    rec_z, rec_r, rec_h = rec_z + b_z, rec_r + b_r, rec_h + b_h
+                    rec_KxBxU = rec_KxBxU + recurrent_bias_G.reshape(3, 1, units)
+                rec_z, rec_r, rec_h = rec_KxBxU
+            else:
+                rec_z, rec_r = jnp.einsum("kbu,kuv->kbv", h_KxBxU[:2], kernel_KxUxU[:2])
         z = recurrent_activation(x_z + rec_z)
         r = recurrent_activation(x_r + rec_r)
         if reset_after:
@@ -60,17 +63,18 @@ def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_af
 class GRU(Recurrent):
     """Gated recurrent unit over `x_BxTxC` (channels last), Keras 3 semantics.
 
-    Weights (Keras names and layout, gate order [z, r, h]): `kernel (C, 3U)`, `recurrent_kernel (U, 3U)`,
-    `bias (3U,)` when `reset_after=False`, `(2, 3U)` when True (row 0 input bias, row 1 recurrent bias).
+    Weights (Keras names and layout, gate order [z, r, h]): `kernel (C, 3U)`,
+    `recurrent_kernel (U, 3U)`, `bias (3U,)` when `reset_after=False`, `(2, 3U)` when True (row 0
+    input bias, row 1 recurrent bias).
     Output `y_BxTxU` with `return_sequences`, else `y_BxU` (the state after the last valid step);
     `return_state` returns `(output, h_BxU)`.
 
-    Masking (`mask_BxT` or `lengths_B` at call): a masked step keeps the previous state, and its output
-    repeats the previous output (zeros if `zero_output_for_mask`, which `Bidirectional` sets).
-    `go_backwards` processes the steps last to first and returns the sequence in that (reversed) order.
-    Dropout as Keras 3: `dropout` on the inputs and `recurrent_dropout` on h, each mask sampled once per
-    call and reused at every step; a single mask shared by the gates, or one per gate for both when
-    `recurrent_dropout > 0` (Keras switches its GRU cell to implementation 1 then).
+    Masking (`mask_BxT` or `lengths_B` at call): a masked step keeps the previous state, and its
+    output repeats the previous output (zeros if `zero_output_for_mask`, which `Bidirectional`
+    sets). `go_backwards` processes the steps last to first and returns the sequence in that
+    (reversed) order. Dropout as Keras 3: `dropout` on the inputs and `recurrent_dropout` on h, each
+    mask sampled once per call and reused at every step; one mask shared by the gates, or one per
+    gate for both when `recurrent_dropout > 0` (Keras' GRU cell switches to implementation 1 then).
     `unroll` (bool or int) is passed to `jax.lax.scan`.
     """
 

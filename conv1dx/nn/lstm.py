@@ -1,4 +1,4 @@
-"""LSTM layer (Hochreiter & Schmidhuber 1997) with Keras 3's arguments, weight layout and dropout."""
+"""LSTM layer (Hochreiter & Schmidhuber 1997) with Keras 3's arguments, weights and dropout."""
 
 from __future__ import annotations
 
@@ -31,15 +31,17 @@ def lstm_cell(recurrent_kernel_UxG, recurrent_mask_BxU, *, activation, recurrent
 
 
 def unit_forget_bias_initializer(bias_initializer):
-    """Keras' unit_forget_bias: `bias_initializer` for the i, c, o blocks and ones for the f block."""
+    """Keras' unit_forget_bias: `bias_initializer` for the i, c, o blocks, ones for f."""
     base = initializers.get(bias_initializer)
 
     def init(key, shape, dtype=jnp.float32):
         units = shape[0] // 4
         key_i, key_co = jax.random.split(key)
-        return jnp.concatenate(
-            [base(key_i, (units,), dtype), jnp.ones((units,), dtype), base(key_co, (2 * units,), dtype)]
-        )
+        return jnp.concatenate([
+            base(key_i, (units,), dtype),
+            jnp.ones((units,), dtype),
+            base(key_co, (2 * units,), dtype),
+        ])
 
     return init
 
@@ -51,8 +53,8 @@ class LSTM(Recurrent):
     `recurrent_kernel (U, 4U)`, `bias (4U,)`; `unit_forget_bias` initializes the forget block to 1.
     Output `y_BxTxU` with `return_sequences`, else `y_BxU`; `return_state` returns
     `(output, h_BxU, c_BxU)`. Masking, `go_backwards` and `unroll` as in `GRU`. Dropout as Keras 3's
-    LSTM: one input mask `(B, C)` and one recurrent mask `(B, U)`, shared by the four gates, sampled once
-    per call and reused at every step.
+    LSTM: one input mask `(B, C)` and one recurrent mask `(B, U)`, shared by the four gates, sampled
+    once per call and reused at every step.
     """
 
     gates = 4

@@ -1,14 +1,15 @@
 """1D pooling layers with Keras semantics: windowed max/average pooling and global (masked) pooling.
 
 Windowed pooling follows TF/Keras: strides default to `pool_size`; "valid" gives
-`floor((T - P) / S) + 1` steps; "same" gives `ceil(T / S)` steps, padding `max((out - 1) * S + P - T, 0)`
-steps split with the extra one on the right. Average pooling divides by the number of real (unpadded)
-steps in each window, as TF does.
+`floor((T - P) / S) + 1` steps; "same" gives `ceil(T / S)` steps, padding
+`max((out - 1) * S + P - T, 0)` steps split with the extra one on the right. Average pooling divides
+by the number of real (unpadded) steps in each window, as TF does.
 
-Speed: when `strides == pool_size` the input is reshaped to `(..., T // P, P, ...)` and reduced; otherwise
-the window positions are `P` strided slices. Both combine the `P` positions with elementwise max/add,
-whose forward and (especially) backward passes are faster on CPU than `lax.reduce_window` and than a
-reduction over the window axis; windows longer than 16 steps use `lax.reduce_window`.
+Speed: when `strides == pool_size` the input is reshaped to `(..., T // P, P, ...)` and reduced;
+otherwise the window positions are `P` strided slices. Both combine the `P` positions with
+elementwise max/add, whose forward and (especially) backward passes are faster on CPU than
+`lax.reduce_window` and than a reduction over the window axis; windows longer than 16 steps use
+`lax.reduce_window`.
 """
 
 import functools
@@ -25,7 +26,7 @@ _DATA_FORMATS = ("channels_last", "channels_first")
 _MAX_UNROLLED_POOL = 16  # longer windows use lax.reduce_window
 
 
-# -- pure functions ------------------------------------------------------------------------------------
+# -- pure functions --------------------------------------------------------------------------------
 def pool_output_length(steps: int | None, pool_size: int, strides: int, padding: str) -> int | None:
     """Number of output steps of a 1D pooling over `steps` input steps (None stays None)."""
     if steps is None:
@@ -57,12 +58,14 @@ def _lowest(dtype) -> jax.Array:
     return jnp.array(jnp.iinfo(dtype).min, dtype)
 
 
-def _window_slices(x: jax.Array, pool_size: int, strides: int, pads: tuple[int, int], fill, axis: int):
-    """The `pool_size` arrays whose k-th holds the k-th step of every window (each with `out` steps).
+def _window_slices(
+    x: jax.Array, pool_size: int, strides: int, pads: tuple[int, int], fill, axis: int
+):
+    """The `pool_size` arrays whose k-th holds the k-th step of every window (`out` steps each).
 
-    With `strides == pool_size` and no padding this is a reshape to `(..., out, P, ...)`; otherwise
-    strided slices of the padded input. Combining them elementwise (max / sum) pools `x`; unlike
-    `lax.reduce_window`, whose gradient is several times slower on CPU, both have cheap gradients.
+    With `strides == pool_size` this is a reshape of the (padded, trimmed) input to
+    `(..., out, P, ...)`; otherwise strided slices of the padded input. Combining them elementwise
+    (max / sum) pools `x` with cheap gradients, unlike `lax.reduce_window` on CPU.
     """
     steps = x.shape[axis] + pads[0] + pads[1]
     out = (steps - pool_size) // strides + 1
@@ -78,13 +81,25 @@ def _window_slices(x: jax.Array, pool_size: int, strides: int, pads: tuple[int, 
     return [lax.slice_in_dim(x, k, k + stop, strides, axis) for k in range(pool_size)]
 
 
-def pool1d(x: jax.Array, pool_size: int, strides: int, padding: str, kind: str, axis: int = 1) -> jax.Array:
+def pool1d(
+    x: jax.Array, pool_size: int, strides: int, padding: str, kind: str, axis: int = 1
+) -> jax.Array:
     """Max (`kind="max"`) or average (`kind="avg"`) pooling of `x` along its steps axis `axis`.
 
-    `x` is `x_BxTxC` with `axis=1` (channels-last) or `x_BxCxT` with `axis=2` (channels-first); the
-    output has `pool_output_length(T, ...)` steps on that axis. Average pooling excludes padded steps.
+    `x` is `x_BxTxC` with `axis=1` (channels-last) or `x_BxCxT` with `axis=2` (channels-first);
+    the output has `pool_output_length(T, ...)` steps on that axis. Average pooling excludes
+    padded steps.
     """
     steps = x.shape[axis]
+    if kind not in ("max", "avg") or padding not in _PADDINGS:
+        raise ValueError(
+            f"pool1d: kind must be 'max' or 'avg' and padding 'valid' or 'same', got "
+            f"kind={kind!r}, padding={padding!r}."
+        )
+    if padding == "valid" and steps < pool_size:
+        raise ValueError(
+            f"pool1d: {steps} steps are fewer than pool_size={pool_size} (valid padding)."
+        )
     if kind == "avg" and not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.float32)
     pads = same_padding(steps, pool_size, strides) if padding == "same" else (0, 0)
@@ -112,8 +127,8 @@ def pool1d(x: jax.Array, pool_size: int, strides: int, padding: str, kind: str, 
 def _check_data_format(layer: str, data_format: str) -> str:
     if data_format not in _DATA_FORMATS:
         raise ValueError(
-            f"{layer}: data_format must be 'channels_last' (batch, steps, features) or 'channels_first' "
-            f"(batch, features, steps), got {data_format!r}."
+            f"{layer}: data_format must be 'channels_last' (batch, steps, features) or "
+            f"'channels_first' (batch, features, steps), got {data_format!r}."
         )
     return data_format
 
@@ -127,7 +142,7 @@ def _as_int(layer: str, argument: str, value) -> int:
     return int(value)
 
 
-# -- windowed pooling ----------------------------------------------------------------------------------
+# -- windowed pooling ------------------------------------------------------------------------------
 class _Pooling1D(Layer):
     """Shared arguments and shape logic of MaxPooling1D and AveragePooling1D."""
 
@@ -176,7 +191,9 @@ class _Pooling1D(Layer):
         return tuple(shape)
 
     def forward(self, x: jax.Array, *, mask, training, rngs) -> jax.Array:
-        return pool1d(x, self.pool_size, self.strides, self.padding, self._kind, self._steps_axis + 1)
+        return pool1d(
+            x, self.pool_size, self.strides, self.padding, self._kind, self._steps_axis + 1
+        )
 
 
 class MaxPooling1D(_Pooling1D):
@@ -198,7 +215,7 @@ class AveragePooling1D(_Pooling1D):
     _kind = "avg"
 
 
-# -- global pooling ------------------------------------------------------------------------------------
+# -- global pooling --------------------------------------------------------------------------------
 class _GlobalPooling1D(Layer):
     """Shared arguments, mask handling and shapes of the global pooling layers."""
 
@@ -245,7 +262,7 @@ class _GlobalPooling1D(Layer):
 
 
 class GlobalMaxPooling1D(_GlobalPooling1D):
-    """Max over all (valid) steps: `x_BxTxC` (or `x_BxCxT`) -> `y_BxC` (`Bx1xC` / `BxCx1` if keepdims).
+    """Max over all (valid) steps: `x_BxTxC` (or `x_BxCxT`) -> `y_BxC` (keepdims: `Bx1xC`/`BxCx1`).
 
     With `mask_BxT` (True = valid) padded steps never win; a row with no valid step gives zeros.
     """
@@ -261,7 +278,7 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
 
 
 class GlobalAveragePooling1D(_GlobalPooling1D):
-    """Mean over all (valid) steps: `x_BxTxC` (or `x_BxCxT`) -> `y_BxC` (`Bx1xC` / `BxCx1` if keepdims).
+    """Mean over all (valid) steps: `x_BxTxC` (or `x_BxCxT`) -> `y_BxC` (keepdims: `Bx1xC`/`BxCx1`).
 
     With `mask_BxT` (True = valid) the mean is the sum over valid steps divided by their number, so
     padding never dilutes it; a row with no valid step gives zeros.
@@ -284,17 +301,3 @@ MaxPool1D = MaxPooling1D
 AvgPool1D = AveragePooling1D
 GlobalMaxPool1D = GlobalMaxPooling1D
 GlobalAvgPool1D = GlobalAveragePooling1D
-
-__all__ = [
-    "AvgPool1D",
-    "AveragePooling1D",
-    "GlobalAvgPool1D",
-    "GlobalAveragePooling1D",
-    "GlobalMaxPool1D",
-    "GlobalMaxPooling1D",
-    "MaxPool1D",
-    "MaxPooling1D",
-    "pool1d",
-    "pool_output_length",
-    "same_padding",
-]

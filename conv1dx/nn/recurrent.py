@@ -1,10 +1,10 @@
 """Shared base of the recurrent layers (GRU, LSTM): Keras' RNN arguments, calling, shapes and masks.
 
-A subclass sets `gates` (3 for GRU, 4 for LSTM) and `state_size` (number of state tensors), creates
-`kernel (C, gates*U)`, `recurrent_kernel (U, gates*U)` and `bias` in `build`, and returns its one-step
-cell from `make_cell`. This class projects all steps of the input in one matmul outside the loop
-(`proj_TxBxG`, G = gates*U), samples the dropout masks once per call (Keras: the same mask at every
-step) and runs the recurrence with `conv1dx.nn.rnn_scan.scan_rnn`.
+A subclass sets `gates` (3 for GRU, 4 for LSTM) and `state_size` (number of state tensors),
+creates `kernel (C, gates*U)`, `recurrent_kernel (U, gates*U)` and `bias` in `build`, and returns
+its one-step cell from `make_cell`. This class projects all input steps in one matmul outside the
+loop (`proj_TxBxG`, G = gates*U), samples the dropout masks once per call (Keras: the same mask at
+every step) and runs the recurrence with `conv1dx.nn.rnn_scan.scan_rnn`.
 """
 
 from __future__ import annotations
@@ -95,55 +95,56 @@ class Recurrent(Layer):
         self.zero_output_for_mask = bool(zero_output_for_mask)
 
     def get_config(self) -> dict:
-        """Constructor arguments that recreate this layer (fresh weights), as Keras' `get_config`."""
+        """Constructor arguments that recreate this layer (with fresh weights), as Keras'."""
         return {key: getattr(self, key) for key in _CONFIG_KEYS}
 
-    # -- shapes and masks ----------------------------------------------------------------------------
+    # -- shapes and masks ---------------------------------------------------------------------
     def check_input_shape(self, input_shape: Shape) -> None:
         super().check_input_shape(input_shape)
         who = type(self).__name__
         if input_shape[-1] is None:
-            raise ValueError(f"{who} needs a known features dimension, got input shape {input_shape}.")
+            raise ValueError(f"{who} needs a known features dimension, got {input_shape}.")
         if self.built and input_shape[-1] != self.input_shape[-1]:
             raise ValueError(
-                f"{who} was built for {self.input_shape[-1]} input features but got {input_shape[-1]}."
+                f"{who} was built for {self.input_shape[-1]} input features but got "
+                f"{input_shape[-1]}."
             )
 
     def compute_output_shape(self, input_shape: Shape):
-        """`(T, U)` with return_sequences else `(U,)`; with return_state `(output, *(U,) per state)`."""
+        """`(T, U)` with return_sequences else `(U,)`; return_state adds `(U,)` per state."""
         output = (input_shape[0], self.units) if self.return_sequences else (self.units,)
         if self.return_state:
             return (output, *(((self.units,),) * self.state_size))
         return output
 
     def compute_mask(self, x, mask):
-        """The input mask for a sequence output (unchanged, as Keras, also with go_backwards), else None."""
+        """The input mask for a sequence output (unchanged, also with go_backwards), else None."""
         output_mask = mask if self.return_sequences else None
         if self.return_state:
             return (output_mask, *((None,) * self.state_size))
         return output_mask
 
-    # -- subclass hooks ------------------------------------------------------------------------------
+    # -- subclass hooks -----------------------------------------------------------------------
     def input_bias(self) -> jax.Array | None:
         """Bias added to the input projection, `(G,)`, or None."""
         return self.bias[...] if self.use_bias else None
 
     def dropout_mask_count(self) -> int | None:
-        """None: one dropout mask shared by all gates; an int: one mask per gate (Keras' GRU impl. 1)."""
+        """None: one dropout mask shared by the gates; an int: one mask per gate."""
         return None
 
     def make_cell(self, recurrent_mask):
         """The one-step cell `cell(proj_BxG, state) -> new_state` (see `rnn_scan.scan_rnn`)."""
         raise NotImplementedError
 
-    # -- calling -------------------------------------------------------------------------------------
+    # -- calling ------------------------------------------------------------------------------
     def __call__(self, x, *, mask=None, training: bool = False, rngs=None, lengths=None,
                  initial_state=None):
         """Run the layer on `x_BxTxC`.
 
-        `mask_BxT` (bool, True = valid step) or `lengths_B` (int, right-padded sequences) skip steps;
-        `initial_state` is `(B, U)` for GRU (or a one-element sequence) and `(h_BxU, c_BxU)` for LSTM;
-        `rngs` feeds dropout when `training`.
+        `mask_BxT` (bool, True = valid step) or `lengths_B` (int, right-padded sequences) skip
+        steps; `initial_state` is `h_BxU` for GRU (or a one-element sequence) and
+        `(h_BxU, c_BxU)` for LSTM; `rngs` feeds dropout when `training`.
         """
         x = self.ensure_built(x)
         mask = resolve_mask(x, mask, lengths, who=type(self).__name__)
@@ -151,7 +152,7 @@ class Recurrent(Layer):
         if self.activity_regularizer is not None:
             outputs = y if isinstance(y, tuple) else (y,)
             penalty = sum(self.activity_regularizer(o) for o in outputs) / x.shape[0]
-            self.activity_loss.value = jnp.asarray(penalty, jnp.float32)
+            self.activity_loss[...] = jnp.asarray(penalty, jnp.float32)
         return y
 
     def forward(self, x, *, mask, training, rngs, initial_state=None):
@@ -186,7 +187,7 @@ class Recurrent(Layer):
         return proj_TxBxG if bias is None else proj_TxBxG + bias
 
     def _dropout_masks(self, training, rngs, batch, features, dtype):
-        """(input mask, recurrent mask), each `(B, C)`/`(B, U)` (or per gate `(gates, B, ...)`) or None."""
+        """(input, recurrent) dropout multipliers `(B, C)`, `(B, U)` (per gate: `(gates, B, .)`)."""
         use_input = bool(training) and self.dropout > 0.0
         use_recurrent = bool(training) and self.recurrent_dropout > 0.0
         if not (use_input or use_recurrent):
@@ -205,7 +206,9 @@ class Recurrent(Layer):
             if use_input else None
         )
         recurrent_mask = (
-            dropout_keep_mask(key_recurrent, self.recurrent_dropout, (*lead, batch, self.units), dtype)
+            dropout_keep_mask(
+                key_recurrent, self.recurrent_dropout, (*lead, batch, self.units), dtype
+            )
             if use_recurrent else None
         )
         return input_mask, recurrent_mask

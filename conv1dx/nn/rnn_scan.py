@@ -1,10 +1,10 @@
-"""Pure numerical core shared by the recurrent layers: masks, dropout masks and the masked time scan.
+"""Pure numerical core of the recurrent layers: padding masks, dropout masks, the masked time scan.
 
 Only the recurrent part of an RNN runs step by step: the layers project every input step at once
-(`proj_TxBxG`, one matmul outside the loop) and hand `scan_rnn` a cell that adds the recurrent matmul.
-Masking follows Keras 3 (keras/src/backend/jax/rnn.py): at a masked step every state keeps its previous
-value and the step's output repeats the previous output (`states[0]`), or is zero when
-`zero_output_for_mask`.
+(`proj_TxBxG`, one matmul outside the loop) and hand `scan_rnn` a cell that adds the recurrent
+matmul. Masking follows Keras 3 (keras/src/backend/jax/rnn.py): at a masked step every state keeps
+its previous value and the step's output repeats the previous output (`states[0]`), or is zero
+when `zero_output_for_mask`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ Cell = Callable[[jax.Array, State], State]
 
 
 def lengths_to_mask(lengths_B: jax.Array, steps: int) -> jax.Array:
-    """Mask `mask_BxT` (True = valid) of right-padded sequences with `lengths_B` valid steps each."""
+    """`mask_BxT` (True = valid) of right-padded sequences with `lengths_B` valid steps each."""
     return jnp.arange(steps)[None, :] < jnp.asarray(lengths_B)[:, None]
 
 
-def resolve_mask(x_BxTxC: jax.Array, mask=None, lengths=None, *, who: str = "RNN") -> jax.Array | None:
-    """The boolean `mask_BxT` given either a mask or per-sequence lengths (right padding), or None."""
+def resolve_mask(x_BxTxC, mask=None, lengths=None, *, who: str = "RNN") -> jax.Array | None:
+    """Boolean `mask_BxT` from either a mask or per-sequence lengths (right padding), or None."""
     batch, steps = x_BxTxC.shape[:2]
     if mask is not None and lengths is not None:
         raise ValueError(
@@ -67,10 +67,11 @@ def scan_rnn(
 ) -> tuple[jax.Array | None, State]:
     """Run `cell` over time with `jax.lax.scan`; returns `(outputs_BxTxU or None, final state)`.
 
-    `cell(proj_BxG, state) -> new_state` computes one step from the step's input projection; the step's
-    output is `new_state[0]` (shape `(B, U)`). With `go_backwards` the steps run from last to first and
-    the outputs come back in processing order (reversed time), as in Keras. The final state is the state
-    after the last valid step of each sequence. `outputs_BxTxU` is None unless `return_sequences`.
+    `cell(proj_BxG, state) -> new_state` computes one step from the step's input projection; the
+    step's output is `new_state[0]` (shape `(B, U)`). With `go_backwards` the steps run from last
+    to first and the outputs come back in processing order (reversed time), as in Keras. The final
+    state is the state after the last valid step of each sequence. `outputs_BxTxU` is None unless
+    `return_sequences`.
     """
     if mask_BxT is None:
 
@@ -85,7 +86,9 @@ def scan_rnn(
             proj_BxG, valid_B = inputs
             new_state = cell(proj_BxG, state)
             valid_Bx1 = valid_B[:, None]
-            new_state = tuple(jnp.where(valid_Bx1, n, s) for n, s in zip(new_state, state))
+            new_state = tuple(
+                jnp.where(valid_Bx1, n, s) for n, s in zip(new_state, state, strict=True)
+            )
             if not return_sequences:
                 return new_state, None
             out = new_state[0]
@@ -95,7 +98,9 @@ def scan_rnn(
 
         xs = (proj_TxBxG, jnp.swapaxes(mask_BxT, 0, 1))
 
-    state, outputs_TxBxU = jax.lax.scan(step, tuple(state0), xs, reverse=go_backwards, unroll=unroll)
+    state, outputs_TxBxU = jax.lax.scan(
+        step, tuple(state0), xs, reverse=go_backwards, unroll=unroll
+    )
     if not return_sequences:
         return None, state
     if go_backwards:

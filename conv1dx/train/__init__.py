@@ -1,0 +1,10 @@
+"""conv1dx.train: the Hydra application and the optax training engine.
+
+`train(cfg) -> dict` is the whole interface; `compose_config(overrides)` builds a config from conv1dx's
+conf/ for notebooks and tests, exactly as `python -m conv1dx.train <overrides>` would.
+"""
+
+from conv1dx.train.config import compose_config, config_dir
+from conv1dx.train.engine import NonFiniteLossError, train
+
+__all__ = ["NonFiniteLossError", "compose_config", "config_dir", "train"]

@@ -1,0 +1,66 @@
+"""Fail fast on bad configuration, before any data is loaded or anything compiles.
+
+Hydra already rejects unknown keys given on the command line (configs are in struct mode); this checks
+the values, and the keys of configs built in code, with messages that name the key and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from omegaconf import DictConfig, OmegaConf
+
+TRAINER_KEYS = {
+    "epochs", "batch_size", "eval_batch_size", "seeds", "validation_split", "steps_per_epoch",
+    "early_stopping", "reduce_lr_on_plateau", "class_weight", "resume", "checkpoint", "data_parallel",
+}
+REQUIRED = ("seed", "dataset", "model", "optimizer", "trainer", "logger", "paths")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message says which and how to fix it."""
+
+
+def _unknown(section: str, keys, known) -> None:
+    for key in keys:
+        if key not in known:
+            hint = difflib.get_close_matches(key, sorted(known), n=1)
+            suggestion = f" Did you mean {section}.{hint[0]}?" if hint else ""
+            raise ConfigError(f"Unknown config key {section}.{key}.{suggestion} Known keys: "
+                              f"{', '.join(sorted(known))}.")
+
+
+def _positive_int(name: str, value, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError for a missing section, an unknown trainer key or an invalid value."""
+    for key in REQUIRED:
+        if key not in cfg:
+            raise ConfigError(f"The config has no '{key}' section; compose it from conv1dx's conf/ "
+                              "(e.g. conv1dx.train.compose_config([...])).")
+    trainer = cfg.trainer
+    _unknown("trainer", trainer.keys(), TRAINER_KEYS)
+    _positive_int("trainer.epochs", trainer.epochs)
+    _positive_int("trainer.batch_size", trainer.batch_size)
+    _positive_int("trainer.eval_batch_size", trainer.eval_batch_size)
+    _positive_int("trainer.seeds", trainer.seeds)
+    _positive_int("trainer.steps_per_epoch", trainer.steps_per_epoch, allow_none=True)
+    if not 0.0 <= float(trainer.validation_split) < 1.0:
+        raise ConfigError(f"trainer.validation_split must be in [0, 1), got {trainer.validation_split}.")
+    if not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {cfg.seed!r}.")
+    learning_rate = OmegaConf.select(cfg, "optimizer.learning_rate")
+    if learning_rate is not None and not float(learning_rate) > 0:
+        raise ConfigError(f"optimizer.learning_rate must be > 0, got {learning_rate}; e.g. "
+                          "optimizer.learning_rate=1e-3.")
+    layers = OmegaConf.select(cfg, "model.layers")
+    if not layers:
+        raise ConfigError("model.layers must be a non-empty list of layer specs with _target_.")
+    if OmegaConf.select(cfg, "model.loss") is None:
+        raise ConfigError("model.loss is missing; e.g. {_target_: conv1dx.train.losses."
+                          "SparseCategoricalCrossentropy}.")

@@ -1,0 +1,157 @@
+"""The compiled core: a pure train step, a whole epoch as one `lax.scan`, and evaluation.
+
+Data stays on the device. An epoch draws a permutation, pads it to whole batches (padded slots get weight
+0, so every example counts once and the last partial batch behaves like Keras'), and scans the train step
+over the batches. Metrics are sums carried through the scan and returned once per epoch.
+
+Shapes: N examples, S steps per epoch, B batch size. `fetch(data, idx_B)` returns the batch dict
+{"x": ..., "y": y_B, optional "mask": mask_BxT} for example indices `idx_B`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from conv1dx import nn
+from conv1dx.train.state import TrainState
+
+Fetch = Callable[[dict, jax.Array], dict]
+
+
+def gather_examples(data: dict, idx_B: jax.Array) -> dict:
+    """The default fetch: rows `idx_B` of every array of a split."""
+    return {name: array[idx_B] for name, array in data.items()}
+
+
+def batch_plan(key: jax.Array | None, num_examples: int, batch_size: int,
+               steps_per_epoch: int | None = None):
+    """Example indices `idx_SxB` and weights `valid_SxB` for one epoch.
+
+    By default every example is seen once: a permutation (natural order when `key` is None, for
+    evaluation) with the last batch filled up by repeated indices of weight 0. With `steps_per_epoch`
+    an epoch is that many full batches drawn at random (without replacement while the epoch fits in the
+    split, with replacement beyond it, like the Keras generators of the Jena example).
+    """
+    if steps_per_epoch is not None:
+        total = steps_per_epoch * batch_size
+        if total <= num_examples:
+            idx = jax.random.permutation(key, num_examples)[:total]
+        else:
+            idx = jax.random.randint(key, (total,), 0, num_examples)
+        return idx.reshape(steps_per_epoch, batch_size), jnp.ones((steps_per_epoch, batch_size))
+    steps = -(-num_examples // batch_size)
+    order = jnp.arange(num_examples) if key is None else jax.random.permutation(key, num_examples)
+    slots = jnp.arange(steps * batch_size)
+    idx = order[slots % num_examples]
+    valid = (slots < num_examples).astype(jnp.float32)
+    return idx.reshape(steps, batch_size), valid.reshape(steps, batch_size)
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """What the compiled functions close over: all static, none derived from traced values."""
+
+    graphdef: object
+    tx: optax.GradientTransformation
+    loss: Callable
+    metrics: object
+    fetch: Fetch = gather_examples
+    class_weights: tuple[float, ...] | None = None
+    constrained: bool = False
+    batch_sharding: object = None
+
+
+def _weights(config: StepConfig, batch: dict, valid_B: jax.Array) -> jax.Array:
+    if config.class_weights is None:
+        return valid_B
+    table = jnp.asarray(config.class_weights, jnp.float32)
+    return valid_B * table[batch["y"].astype(jnp.int32)]
+
+
+def _constrain(config: StepConfig, batch: dict) -> dict:
+    if config.batch_sharding is None:
+        return batch
+    return jax.lax.with_sharding_constraint(batch, config.batch_sharding)
+
+
+def train_step(config: StepConfig, state: TrainState, batch: dict, valid_B: jax.Array,
+               key: jax.Array) -> tuple[TrainState, dict]:
+    """One optimizer step on `batch`; a non-finite loss or gradient leaves the state unchanged."""
+    batch = _constrain(config, batch)
+    weights_B = _weights(config, batch, valid_B)
+
+    def objective(params):
+        model = nnx.merge(config.graphdef, params, state.rest)
+        outputs = model(batch["x"], mask=batch.get("mask"), training=True, rngs=key)
+        data_loss = jnp.sum(config.loss(outputs, batch["y"]) * weights_B) / jnp.maximum(
+            jnp.sum(weights_B), 1e-9)
+        total = data_loss + nn.regularization_loss(model)
+        rest = nnx.state(model, nnx.Not(nnx.Param))
+        return total, (outputs, rest)
+
+    (loss, (outputs, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    updates, opt_state = config.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    if config.constrained:
+        model = nnx.merge(config.graphdef, params, rest)
+        nn.apply_constraints(model)
+        params = nnx.state(model, nnx.Param)
+    finite = jnp.isfinite(loss) & jnp.all(jnp.asarray(
+        [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    candidate = TrainState(params, rest, opt_state, state.step + 1, state.nonfinite)
+    skipped = state._replace(nonfinite=state.nonfinite + 1)
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), candidate, skipped)
+    count = jnp.sum(valid_B)
+    sums = {"loss": jnp.where(finite, loss, 0.0) * count, "count": count,
+            **config.metrics.batch_sums(outputs, batch["y"], valid_B)}
+    return new_state, sums
+
+
+def train_epoch(config: StepConfig, state: TrainState, data: dict, key: jax.Array, *,
+                num_examples: int, batch_size: int,
+                steps_per_epoch: int | None = None) -> tuple[TrainState, dict]:
+    """One epoch over the training split as a single `lax.scan`; returns the state and metric sums."""
+    order_key, dropout_key = jax.random.split(key)
+    idx_SxB, valid_SxB = batch_plan(order_key, num_examples, batch_size, steps_per_epoch)
+
+    def body(state, inputs):
+        idx_B, valid_B, step_index = inputs
+        batch = config.fetch(data, idx_B)
+        return train_step(config, state, batch, valid_B, jax.random.fold_in(dropout_key, step_index))
+
+    state, sums_S = jax.lax.scan(body, state, (idx_SxB, valid_SxB, jnp.arange(idx_SxB.shape[0])))
+    return state, jax.tree.map(lambda s: jnp.sum(s, axis=0), sums_S)
+
+
+def evaluate(config: StepConfig, state: TrainState, data: dict, *, num_examples: int,
+             batch_size: int, confusion: bool = False) -> dict:
+    """Metric sums over a split (natural order, no dropout), as one `lax.scan`."""
+    idx_SxB, valid_SxB = batch_plan(None, num_examples, batch_size)
+    model_state = (state.params, state.rest)
+
+    def body(carry, inputs):
+        idx_B, valid_B = inputs
+        batch = _constrain(config, config.fetch(data, idx_B))
+        model = nnx.merge(config.graphdef, *model_state)
+        outputs = model(batch["x"], mask=batch.get("mask"), training=False)
+        weights_B = _weights(config, batch, valid_B)
+        loss = jnp.sum(config.loss(outputs, batch["y"]) * weights_B) / jnp.maximum(
+            jnp.sum(weights_B), 1e-9) + nn.regularization_loss(model)
+        count = jnp.sum(valid_B)
+        sums = {"loss": loss * count, "count": count,
+                **config.metrics.batch_sums(outputs, batch["y"], valid_B, confusion=confusion)}
+        return carry, sums
+
+    _, sums_S = jax.lax.scan(body, None, (idx_SxB, valid_SxB))
+    return jax.tree.map(lambda s: jnp.sum(s, axis=0), sums_S)
+
+
+def predict(graphdef, state: TrainState, x, *, mask=None) -> jax.Array:
+    """Model outputs for a batch in inference mode."""
+    return nnx.merge(graphdef, state.params, state.rest)(x, mask=mask, training=False)
