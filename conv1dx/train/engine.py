@@ -15,6 +15,7 @@ from pathlib import Path
 
 import hydra.utils
 import jax
+import jax.numpy as jnp
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
@@ -94,7 +95,7 @@ def train(cfg: DictConfig) -> dict:
                     f"{type(callback).__name__} monitors {callback.monitor!r} but there is no validation "
                     "split; set trainer.validation_split (e.g. 0.2) or monitor a train_ metric.")
     keep_best = early is not None and early.restore_best_weights
-    best = states if keep_best else None
+    best = jax.tree.map(jnp.copy, states) if keep_best else None  # its own buffers: states are donated
 
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     (run_dir / "run_info.json").write_text(json.dumps(run_info(seeds), indent=2))
@@ -123,8 +124,7 @@ def train(cfg: DictConfig) -> dict:
                 break
             began = time.perf_counter()
             epoch_keys = rep.stack([jax.random.fold_in(key, epoch) for key in keys])
-            new_states, train_sums = epoch_fn(states, train_split.data, epoch_keys)
-            states = rep.select(active, new_states, states) if not active.all() else new_states
+            states, train_sums = epoch_fn(states, train_split.data, epoch_keys, jnp.asarray(active))
             sums = {"train": jax.device_get(train_sums)}
             for name, evaluate in evaluators.items():
                 if name == "val":
@@ -151,14 +151,12 @@ def train(cfg: DictConfig) -> dict:
         metric_log.close()
 
     final = best if keep_best else states
-    test_name = "test" if "test" in data.splits else ("val" if "val" in data.splits else None)
-    test_sums = None
-    if test_name is not None:
-        evaluate = rep.compile_evaluate(config, len(seeds), num_examples=data.splits[test_name].num_examples,
-                                        batch_size=min(trainer.eval_batch_size,
-                                                       data.splits[test_name].num_examples),
-                                        confusion=True)
-        test_sums = jax.device_get(evaluate(final, data.splits[test_name].data))
+    test_name = next(name for name in ("test", "val", "train") if name in data.splits)
+    test_split = data.splits[test_name]
+    evaluate = rep.compile_evaluate(config, len(seeds), num_examples=test_split.num_examples,
+                                    batch_size=min(trainer.eval_batch_size, test_split.num_examples),
+                                    confusion=True)
+    test_sums = jax.device_get(evaluate(final, test_split.data))
     report = final_report(test_name, test_sums, data, seeds, metric_log.rows, early, epoch)
     report["run_dir"] = str(run_dir)
     (run_dir / "report.json").write_text(json.dumps(report, indent=2))

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 
 import jax
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 log = logging.getLogger("conv1dx.train")
 
@@ -45,7 +45,7 @@ class DataParallel:
             log.warning("batch_size %d is not divisible by %d devices: data parallelism disabled",
                         batch_size, len(devices))
             return cls()
-        mesh = jax.make_mesh((len(devices),), ("data",))
+        mesh = jax.make_mesh((len(devices),), ("data",), axis_types=(AxisType.Auto,))
         return cls(mesh, NamedSharding(mesh, PartitionSpec("data")))
 
     def put(self, tree):

@@ -48,10 +48,18 @@ def _over_replicas(fn, replicas: int, in_axes):
 
 def compile_epoch(config: steps.StepConfig, replicas: int, *, num_examples: int, batch_size: int,
                   steps_per_epoch: int | None = None):
-    """jit((states, data, keys_R) -> (states, sums)) over all replicas; the states are donated."""
+    """jit((states, data, keys_R, active_R) -> (states, sums)) over all replicas; states are donated.
+
+    A replica whose `active` flag is False (stopped early) keeps its state unchanged.
+    """
     epoch = functools.partial(steps.train_epoch, config, num_examples=num_examples,
                               batch_size=batch_size, steps_per_epoch=steps_per_epoch)
-    return jax.jit(_over_replicas(epoch, replicas, (0, None, 0)), donate_argnums=0)
+
+    def epoch_if_active(state, data, key, active):
+        new_state, sums = epoch(state, data, key)
+        return jax.tree.map(lambda new, old: jnp.where(active, new, old), new_state, state), sums
+
+    return jax.jit(_over_replicas(epoch_if_active, replicas, (0, None, 0, 0)), donate_argnums=0)
 
 
 def compile_evaluate(config: steps.StepConfig, replicas: int, *, num_examples: int, batch_size: int,

@@ -86,8 +86,8 @@ def train_step(config: StepConfig, state: TrainState, batch: dict, valid_B: jax.
     batch = _constrain(config, batch)
     weights_B = _weights(config, batch, valid_B)
 
-    def objective(params):
-        model = nnx.merge(config.graphdef, params, state.rest)
+    def objective(params, rest):
+        model = nnx.merge(config.graphdef, params, rest, copy=True)
         outputs = model(batch["x"], mask=batch.get("mask"), training=True, rngs=key)
         data_loss = jnp.sum(config.loss(outputs, batch["y"]) * weights_B) / jnp.maximum(
             jnp.sum(weights_B), 1e-9)
@@ -95,11 +95,13 @@ def train_step(config: StepConfig, state: TrainState, batch: dict, valid_B: jax.
         rest = nnx.state(model, nnx.Not(nnx.Param))
         return total, (outputs, rest)
 
-    (loss, (outputs, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    # `rest` goes in as an argument so BatchNorm's statistics are updated inside this trace.
+    (loss, (outputs, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params,
+                                                                                  state.rest)
     updates, opt_state = config.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     if config.constrained:
-        model = nnx.merge(config.graphdef, params, rest)
+        model = nnx.merge(config.graphdef, params, rest, copy=True)
         nn.apply_constraints(model)
         params = nnx.state(model, nnx.Param)
     finite = jnp.isfinite(loss) & jnp.all(jnp.asarray(
