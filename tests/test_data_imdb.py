@@ -168,7 +168,8 @@ def _expected_ids(num_words: int, maxlen: int) -> dict[str, np.ndarray]:
 
 def test_load_imdb_fixture_end_to_end(tmp_path, monkeypatch):
     archive = _fixture_archive(tmp_path / "fixture.tar.gz")
-    ds = load_imdb(num_words=6, maxlen=5, archive_file=archive, data_dir=tmp_path / "data")
+    ds = load_imdb(num_words=6, maxlen=5, archive_file=archive, data_dir=tmp_path / "data",
+                   shuffle_seed=None)
     expected = _expected_ids(6, 5)
     for split in ("train", "test"):
         np.testing.assert_array_equal(ds[split].x, expected[split], err_msg=split)
@@ -186,15 +187,31 @@ def test_load_imdb_fixture_end_to_end(tmp_path, monkeypatch):
         raise AssertionError("a prepared dataset must not be regenerated")
 
     monkeypatch.setattr(imdb.ImdbBuilder, "_split_generators", must_not_run)
-    again = load_imdb(num_words=6, maxlen=5, archive_file=archive, data_dir=tmp_path / "data")
+    again = load_imdb(num_words=6, maxlen=5, archive_file=archive, data_dir=tmp_path / "data",
+                      shuffle_seed=None)
     assert again.metadata["reused_cache"] is True
     np.testing.assert_array_equal(again["test"].x, ds["test"].x)
 
 
+def test_default_order_is_a_fixed_shuffle_of_the_same_reviews(tmp_path):
+    archive = _fixture_archive(tmp_path / "fixture.tar.gz")
+    kwargs = dict(num_words=6, maxlen=5, archive_file=archive, data_dir=tmp_path / "data")
+    ordered = load_imdb(**kwargs, shuffle_seed=None)["train"]
+    shuffled = load_imdb(**kwargs)["train"]
+    again = load_imdb(**kwargs)["train"]
+    np.testing.assert_array_equal(shuffled.x, again.x)
+    assert not np.array_equal(shuffled.extras["review_id"] * 2 + shuffled.y,
+                              ordered.extras["review_id"] * 2 + ordered.y)
+    key = lambda split: sorted(zip(split.y.tolist(), split.extras["review_id"].tolist()))  # noqa: E731
+    assert key(shuffled) == key(ordered)
+
+
 def test_post_padding_config_is_a_separate_prepared_copy(tmp_path):
     archive = _fixture_archive(tmp_path / "fixture.tar.gz")
-    post = load_imdb(num_words=6, maxlen=5, padding="post", archive_file=archive, data_dir=tmp_path)
-    pre = load_imdb(num_words=6, maxlen=5, archive_file=archive, data_dir=tmp_path)
+    post = load_imdb(num_words=6, maxlen=5, padding="post", archive_file=archive, data_dir=tmp_path,
+                     shuffle_seed=None)
+    pre = load_imdb(num_words=6, maxlen=5, archive_file=archive, data_dir=tmp_path,
+                    shuffle_seed=None)
     assert post.metadata["prepared_path"] != pre.metadata["prepared_path"]
     # Same ids, only the padding side differs: "bad and boring" -> 3 tokens.
     np.testing.assert_array_equal(post["test"].x[0, :3], pre["test"].x[0, 2:])
@@ -248,7 +265,7 @@ def test_source_tfds_reads_a_prepared_catalog_copy(tmp_path):
     with pytest.raises(DatasetError, match="needs TensorFlow"):
         load_imdb(source="tfds", data_dir=tmp_path)
     tfds_io.prepare(tfds_io.make_builder(_CatalogStandIn, data_dir=tmp_path, config="plain_text"))
-    ds = load_imdb(num_words=5, maxlen=4, source="tfds", data_dir=tmp_path)
+    ds = load_imdb(num_words=5, maxlen=4, source="tfds", data_dir=tmp_path, shuffle_seed=None)
     # Train vocabulary: good (2), film (2) -> ids 2, 3; bad -> 4.
     np.testing.assert_array_equal(ds["train"].x, [[0, 2, 2, 3], [0, 0, 4, 3]])
     np.testing.assert_array_equal(ds["test"].x, [[0, 2, 4, 1]])

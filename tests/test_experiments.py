@@ -78,7 +78,24 @@ def _model(name, input_shape, **facts):
 @pytest.mark.parametrize("name,input_shape,facts,total", [
     ("imdb_convnet", (500,), {"vocab_size": 10000}, 1_315_937),
     ("wisdm_convnet", (80, 3), {"num_classes": 6}, 520_486),
+    ("jena_conv_gru", (None, 14), {}, 13_697),
 ])
 def test_document_parameter_counts(name, input_shape, facts, total):
     """The Keras summaries printed in the source documents."""
     assert nn.count_params(_model(name, input_shape, **facts)) == total
+
+
+def test_imdb_summary_matches_the_keras_table():
+    """Layer by layer, the table printed in Deep Learning with Python for the IMDB convnet."""
+    text = nn.summary(_model("imdb_convnet", (500,), vocab_size=10000), print_fn=None)
+    rows = [line.split() for line in text.splitlines() if line.split() and line.split()[-1][0].isdigit()
+            and "params" not in line]
+    assert [(r[0], " ".join(r[2:-1]), r[-1]) for r in rows] == [
+        ("embedding", "(None, 500, 128)", "1,280,000"),
+        ("conv1d", "(None, 494, 32)", "28,704"),
+        ("max_pooling1d", "(None, 98, 32)", "0"),
+        ("conv1d_1", "(None, 92, 32)", "7,200"),
+        ("global_max_pooling1d", "(None, 32)", "0"),
+        ("dense", "(None, 1)", "33"),
+    ]
+    assert "Total params: 1,315,937" in text and "Trainable params: 1,315,937" in text

@@ -134,11 +134,16 @@ def test_lstm_matches_reference(units, features, steps, unroll, go_backwards, ma
 
 @pytest.mark.parametrize("cls", [GRU, LSTM])
 def test_last_output_is_state_after_last_valid_step(cls):
-    """return_sequences=False returns h after each sequence's last valid (here: processed) step."""
+    """return_sequences=False returns h after each sequence's last processed valid step.
+
+    Also covers use_bias=False (the reference gets zero biases) and a fully unrolled scan.
+    """
     x, valid, kwargs = make_inputs(4, 5, 2, "mask", seed=6)
-    layer = cls(3, go_backwards=True, bias_initializer=BIAS_INIT, input_shape=(5, 2),
+    layer = cls(3, go_backwards=True, use_bias=False, unroll=True, input_shape=(5, 2),
                 rngs=nnx.Rngs(0))
     w = weights(layer)
+    assert "bias" not in w
+    w["bias"] = np.zeros((2, 9)) if cls is GRU else np.zeros(12)
     if cls is GRU:
         ref_h = np_gru(x, valid, w, reset_after=True, go_backwards=True)[1]
     else:

@@ -12,11 +12,13 @@
 """
 
 from conv1dx.nn import activations, constraints, initializers, regularizers
+from conv1dx.nn.bidirectional import Bidirectional
 from conv1dx.nn.builder import build_layer, build_model
 from conv1dx.nn.conv import Conv1D, Conv1DTranspose, DepthwiseConv1D, SeparableConv1D
 from conv1dx.nn.dense import Dense
 from conv1dx.nn.dropout import Dropout, SpatialDropout1D
 from conv1dx.nn.embedding import Embedding
+from conv1dx.nn.gru import GRU
 from conv1dx.nn.layer import (
     Layer,
     apply_constraints,
@@ -24,6 +26,7 @@ from conv1dx.nn.layer import (
     iter_layers,
     regularization_loss,
 )
+from conv1dx.nn.lstm import LSTM
 from conv1dx.nn.normalization import BatchNormalization, LayerNormalization
 from conv1dx.nn.pooling import (
     AveragePooling1D,
@@ -51,15 +54,18 @@ __all__ = [
     "AveragePooling1D",
     "AvgPool1D",
     "BatchNormalization",
+    "Bidirectional",
     "Cropping1D",
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRU",
     "GlobalAveragePooling1D",
     "GlobalAvgPool1D",
     "GlobalMaxPool1D",
     "GlobalMaxPooling1D",
     "LayerNormalization",
+    "LSTM",
     "MaxPool1D",
     "MaxPooling1D",
     "Reshape",

@@ -11,11 +11,12 @@ from conv1dx.nn.recurrent import Recurrent
 
 def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_after, activation,
              recurrent_activation):
-    """One GRU step `cell(proj_BxG, (h_BxU,)) -> (h_BxU,)`, G = 3U in gate order [z, r, h].
+    """One GRU step `cell((x_z, x_r, x_h), (h_BxU,)) -> (h_BxU,)`, gate order [z, r, h].
 
-    `proj_BxG` is the step's input projection `x W + b_input`. `recurrent_bias_G` (reset_after only)
-    is added to `h U`. `recurrent_mask` is None or one dropout multiplier per gate, `(3, B, U)`,
-    applied to h before each gate's recurrent matmul (Keras' implementation 1).
+    `x_z, x_r, x_h` (each `(B, U)`) are the step's input projections `x W_k + b_k`.
+    `recurrent_bias_G` (reset_after only) is added to `h U`. `recurrent_mask` is None or one
+    dropout multiplier per gate, `(3, B, U)`, applied to h before each gate's recurrent matmul
+    (Keras' implementation 1).
 
     reset_after=True:  h~ = act(x W_h + b_h + r * (h U_h + b_rh))
     reset_after=False: h~ = act(x W_h + b_h + (r * h) U_h)
@@ -27,9 +28,9 @@ def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_af
     if recurrent_mask is not None:  # per-gate blocks (3, U, U): one batched matmul for 3 masks
         kernel_KxUxU = recurrent_kernel_UxG.reshape(units, 3, units).transpose(1, 0, 2)
 
-    def cell(proj_BxG, state):
+    def cell(projections, state):
         (h_BxU,) = state
-        x_z, x_r, x_h = jnp.split(proj_BxG, 3, axis=-1)
+        x_z, x_r, x_h = projections
         if recurrent_mask is None:
             h_h = h_BxU
             if reset_after:

@@ -11,18 +11,21 @@ from conv1dx.nn.recurrent import Recurrent
 
 
 def lstm_cell(recurrent_kernel_UxG, recurrent_mask_BxU, *, activation, recurrent_activation):
-    """One LSTM step `cell(proj_BxG, (h_BxU, c_BxU)) -> (h_BxU, c_BxU)`, G = 4U, gates [i, f, c, o].
+    """One LSTM step `cell((x_i, x_f, x_c, x_o), (h_BxU, c_BxU)) -> (h_BxU, c_BxU)`.
 
-    `proj_BxG` is the step's input projection `x W + b`; `recurrent_mask_BxU` (None or a dropout
-    multiplier) scales h before the recurrent matmul.
+    `x_i, x_f, x_c, x_o` (each `(B, U)`) are the step's input projections `x W_k + b_k`, gate order
+    [i, f, c, o]; `recurrent_mask_BxU` (None or a dropout multiplier) scales h before the
+    recurrent matmul.
     i, f, o = recurrent_activation(.), c_new = f * c + i * activation(x W_c + b_c + h U_c),
     h_new = o * activation(c_new).
     """
 
-    def cell(proj_BxG, state):
+    def cell(projections, state):
         h_BxU, c_BxU = state
         h_in = h_BxU if recurrent_mask_BxU is None else h_BxU * recurrent_mask_BxU
-        z_i, z_f, z_c, z_o = jnp.split(proj_BxG + h_in @ recurrent_kernel_UxG, 4, axis=-1)
+        rec_i, rec_f, rec_c, rec_o = jnp.split(h_in @ recurrent_kernel_UxG, 4, axis=-1)
+        x_i, x_f, x_c, x_o = projections
+        z_i, z_f, z_c, z_o = x_i + rec_i, x_f + rec_f, x_c + rec_c, x_o + rec_o
         c_new = recurrent_activation(z_f) * c_BxU + recurrent_activation(z_i) * activation(z_c)
         h_new = recurrent_activation(z_o) * activation(c_new)
         return (h_new, c_new)

@@ -2,9 +2,9 @@
 
 A subclass sets `gates` (3 for GRU, 4 for LSTM) and `state_size` (number of state tensors),
 creates `kernel (C, gates*U)`, `recurrent_kernel (U, gates*U)` and `bias` in `build`, and returns
-its one-step cell from `make_cell`. This class projects all input steps in one matmul outside the
-loop (`proj_TxBxG`, G = gates*U), samples the dropout masks once per call (Keras: the same mask at
-every step) and runs the recurrence with `conv1dx.nn.rnn_scan.scan_rnn`.
+its one-step cell from `make_cell`. This class projects all input steps outside the time loop
+(one `proj_TxBxU` per gate), samples the dropout masks once per call (Keras: the same mask at every
+step) and runs the recurrence with `conv1dx.nn.rnn_scan.scan_rnn`.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class Recurrent(Layer):
 
     # -- subclass hooks -----------------------------------------------------------------------
     def input_bias(self) -> jax.Array | None:
-        """Bias added to the input projection, `(G,)`, or None."""
+        """Bias added to the input projections, `(gates * U,)`, or None."""
         return self.bias[...] if self.use_bias else None
 
     def dropout_mask_count(self) -> int | None:
@@ -134,7 +134,7 @@ class Recurrent(Layer):
         return None
 
     def make_cell(self, recurrent_mask):
-        """The one-step cell `cell(proj_BxG, state) -> new_state` (see `rnn_scan.scan_rnn`)."""
+        """The one-step cell `cell(projections, state) -> new_state`, a `(B, U)` block per gate."""
         raise NotImplementedError
 
     # -- calling ------------------------------------------------------------------------------
@@ -160,31 +160,34 @@ class Recurrent(Layer):
         dtype = self.kernel[...].dtype
         state0 = self._initial_state(initial_state, batch, dtype)
         input_mask, recurrent_mask = self._dropout_masks(training, rngs, batch, features, dtype)
-        proj_TxBxG = self._project_inputs(x.astype(dtype), input_mask)
+        projections = self._project_inputs(x.astype(dtype), input_mask)
         outputs, state = scan_rnn(
-            self.make_cell(recurrent_mask), proj_TxBxG, state0, mask,
+            self.make_cell(recurrent_mask), projections, state0, mask,
             go_backwards=self.go_backwards, unroll=self.unroll,
             return_sequences=self.return_sequences, zero_output_for_mask=self.zero_output_for_mask,
         )
         y = outputs if self.return_sequences else state[0]
         return (y, *state) if self.return_state else y
 
-    def _project_inputs(self, x_BxTxC, input_mask) -> jax.Array:
-        """All input steps through the kernel at once: `proj_TxBxG` (time-major for the scan)."""
-        kernel_CxG = self.kernel[...]
-        if input_mask is None or input_mask.ndim == 2:
-            if input_mask is not None:
-                x_BxTxC = x_BxTxC * input_mask[:, None, :]
-            proj_TxBxG = jnp.einsum("btc,cg->tbg", x_BxTxC, kernel_CxG)
-        else:  # one input mask per gate, input_mask (gates, B, C)
-            batch, steps, features = x_BxTxC.shape
-            x_BxTxKxC = x_BxTxC[:, :, None, :] * jnp.swapaxes(input_mask, 0, 1)[:, None]
-            kernel_CxKxU = kernel_CxG.reshape(features, self.gates, self.units)
-            proj_TxBxG = jnp.einsum("btkc,cku->tbku", x_BxTxKxC, kernel_CxKxU).reshape(
-                steps, batch, self.gates * self.units
-            )
-        bias = self.input_bias()
-        return proj_TxBxG if bias is None else proj_TxBxG + bias
+    def _project_inputs(self, x_BxTxC, input_mask) -> tuple[jax.Array, ...]:
+        """All input steps through the kernel outside the time loop: one `proj_TxBxU` per gate.
+
+        Time-major, one array per gate rather than one `(T, B, G)` array: each scan step then
+        reads whole contiguous `(B, U)` blocks, which XLA's CPU backend fuses far better than
+        column slices of a step (forward about 2x faster on CPU; the same FLOPs everywhere).
+        """
+        x_TxBxC = jnp.swapaxes(x_BxTxC, 0, 1)
+        if input_mask is not None and input_mask.ndim == 2:  # one mask shared by the gates
+            x_TxBxC = x_TxBxC * input_mask
+        kernel_CxG, bias_G, units = self.kernel[...], self.input_bias(), self.units
+        projections = []
+        for k in range(self.gates):
+            x_k = x_TxBxC if input_mask is None or input_mask.ndim == 2 else x_TxBxC * input_mask[k]
+            proj_TxBxU = x_k @ kernel_CxG[:, k * units:(k + 1) * units]
+            if bias_G is not None:
+                proj_TxBxU = proj_TxBxU + bias_G[k * units:(k + 1) * units]
+            projections.append(proj_TxBxU)
+        return tuple(projections)
 
     def _dropout_masks(self, training, rngs, batch, features, dtype):
         """(input, recurrent) dropout multipliers `(B, C)`, `(B, U)` (per gate: `(gates, B, .)`)."""

@@ -1,10 +1,10 @@
 """Pure numerical core of the recurrent layers: padding masks, dropout masks, the masked time scan.
 
 Only the recurrent part of an RNN runs step by step: the layers project every input step at once
-(`proj_TxBxG`, one matmul outside the loop) and hand `scan_rnn` a cell that adds the recurrent
-matmul. Masking follows Keras 3 (keras/src/backend/jax/rnn.py): at a masked step every state keeps
-its previous value and the step's output repeats the previous output (`states[0]`), or is zero
-when `zero_output_for_mask`.
+(outside the loop, time-major) and hand `scan_rnn` a cell that adds the recurrent matmul.
+Masking follows Keras 3 (keras/src/backend/jax/rnn.py): at a masked step every state keeps its
+previous value and the step's output repeats the previous output (`states[0]`), or is zero when
+`zero_output_for_mask`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 State = tuple[jax.Array, ...]
-Cell = Callable[[jax.Array, State], State]
+Cell = Callable[[tuple[jax.Array, ...], State], State]
 
 
 def lengths_to_mask(lengths_B: jax.Array, steps: int) -> jax.Array:
@@ -56,7 +56,7 @@ def dropout_keep_mask(key: jax.Array, rate: float, shape: tuple[int, ...], dtype
 
 def scan_rnn(
     cell: Cell,
-    proj_TxBxG: jax.Array,
+    projections: tuple[jax.Array, ...],
     state0: State,
     mask_BxT: jax.Array | None,
     *,
@@ -67,24 +67,25 @@ def scan_rnn(
 ) -> tuple[jax.Array | None, State]:
     """Run `cell` over time with `jax.lax.scan`; returns `(outputs_BxTxU or None, final state)`.
 
-    `cell(proj_BxG, state) -> new_state` computes one step from the step's input projection; the
-    step's output is `new_state[0]` (shape `(B, U)`). With `go_backwards` the steps run from last
+    `projections` are time-major input projections (e.g. one `proj_TxBxU` per gate);
+    `cell(projections at step t, state) -> new_state` computes one step, and the step's output is
+    `new_state[0]` (shape `(B, U)`). With `go_backwards` the steps run from last
     to first and the outputs come back in processing order (reversed time), as in Keras. The final
     state is the state after the last valid step of each sequence. `outputs_BxTxU` is None unless
     `return_sequences`.
     """
     if mask_BxT is None:
 
-        def step(state, proj_BxG):
-            new_state = cell(proj_BxG, state)
+        def step(state, proj_t):
+            new_state = cell(proj_t, state)
             return new_state, (new_state[0] if return_sequences else None)
 
-        xs = proj_TxBxG
+        xs = projections
     else:
 
         def step(state, inputs):
-            proj_BxG, valid_B = inputs
-            new_state = cell(proj_BxG, state)
+            proj_t, valid_B = inputs
+            new_state = cell(proj_t, state)
             valid_Bx1 = valid_B[:, None]
             new_state = tuple(
                 jnp.where(valid_Bx1, n, s) for n, s in zip(new_state, state, strict=True)
@@ -96,7 +97,7 @@ def scan_rnn(
                 out = jnp.where(valid_Bx1, out, jnp.zeros_like(out))
             return new_state, out
 
-        xs = (proj_TxBxG, jnp.swapaxes(mask_BxT, 0, 1))
+        xs = (projections, jnp.swapaxes(mask_BxT, 0, 1))
 
     state, outputs_TxBxU = jax.lax.scan(
         step, tuple(state0), xs, reverse=go_backwards, unroll=unroll

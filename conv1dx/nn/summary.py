@@ -48,20 +48,24 @@ def summary(model: Layer, input_shape=None, *, print_fn=print, line_length: int 
         shape = layer.compute_output_shape(shape)
         shapes.append(shape)
 
-    widths = [int(line_length * 0.40), int(line_length * 0.30)]
-    widths.append(line_length - sum(widths))
-    rule, double = "_" * line_length, "=" * line_length
+    cells = [[f"{layer.name or snake_case(type(layer).__name__)} ({type(layer).__name__})",
+              _format_shape(shape), f"{count_params(layer):,}"]
+             for layer, shape in zip(layers, shapes, strict=True)]
+    header = ["Layer (type)", "Output Shape", "Param #"]
+    widths = [max(len(row[i]) for row in [header, *cells]) + 3 for i in range(3)]
+    widths[0] = max(widths[0], int(line_length * 0.40))
+    widths[1] = max(widths[1], int(line_length * 0.30))
+    widths[2] = max(widths[2], line_length - widths[0] - widths[1])
+    total_width = sum(widths)
+    rule, double = "_" * total_width, "=" * total_width
 
-    def row(cells):
-        return "".join(str(cell).ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+    def row(values):
+        return "".join(value.ljust(width) for value, width in zip(values, widths, strict=True)).rstrip()
 
-    lines = [f'Model: "{model.name or snake_case(type(model).__name__)}"', rule,
-             row(["Layer (type)", "Output Shape", "Param #"]), double]
-    for i, (layer, shape) in enumerate(zip(layers, shapes, strict=True)):
-        name = layer.name or snake_case(type(layer).__name__)
-        lines.append(row([f"{name} ({type(layer).__name__})", _format_shape(shape),
-                          f"{count_params(layer):,}"]))
-        lines.append(double if i == len(layers) - 1 else rule)
+    lines = [f'Model: "{model.name or snake_case(type(model).__name__)}"', rule, row(header), double]
+    for i, values in enumerate(cells):
+        lines.append(row(values))
+        lines.append(double if i == len(cells) - 1 else rule)
     trainable, frozen = count_params(model, True), count_params(model, False)
     lines += [f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}",
               f"Non-trainable params: {frozen:,}", rule]

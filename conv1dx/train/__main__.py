@@ -1,7 +1,7 @@
 """`python -m conv1dx.train [overrides]`: compose the config and call `train(cfg)`.
 
-Returns the metric named by `optimized_metric` so Hydra sweepers (Optuna) can optimize it. A job whose
-directory already holds a finished run of the same config (a sweep re-run into the same
+Returns the metric named by `optimized_metric` so Hydra sweepers (Optuna) can optimize it. A job
+whose directory already holds a finished run of the same config (a sweep re-run into the same
 `hydra.sweep.dir`) is skipped and returns the recorded metric.
 """
 
