@@ -76,17 +76,31 @@ def _split_arrays(split: Split, put) -> DeviceSplit:
     return DeviceSplit(data, len(split))
 
 
-def _hold_out(split: Split, fraction: float) -> tuple[Split, Split]:
-    """Keras' validation_split: the last `fraction` of the examples, taken before any shuffling."""
+def _hold_out(split: Split, fraction: float, stratify: bool) -> tuple[Split, Split]:
+    """Hold out `fraction` of the training examples for validation, the same for every seed.
+
+    Classification: a stratified random subset (fixed seed 0), so every class is represented even when
+    the file is sorted by class (Keras' `validation_split` takes the file's tail and can hold out a whole
+    class). Regression: the chronological tail, as Keras does.
+    """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"trainer.validation_split must be in (0, 1), got {fraction}.")
-    n_val = int(len(split) * fraction)
-    if n_val == 0 or n_val == len(split):
+    n = len(split)
+    if stratify:
+        rng = np.random.default_rng(0)
+        held = []
+        for label in np.unique(split.y):
+            members = np.flatnonzero(split.y == label)
+            held.append(rng.permutation(members)[:int(round(len(members) * fraction))])
+        val_idx = np.sort(np.concatenate(held))
+    else:
+        val_idx = np.arange(n - int(n * fraction), n)
+    if len(val_idx) == 0 or len(val_idx) == n:
         raise ValueError(
-            f"trainer.validation_split={fraction} leaves an empty split of {len(split)} training examples."
+            f"trainer.validation_split={fraction} leaves an empty split of {n} training examples."
         )
-    cut = len(split) - n_val
-    return split.subset(slice(0, cut)), split.subset(slice(cut, None))
+    train_idx = np.setdiff1d(np.arange(n), val_idx)
+    return split.subset(train_idx), split.subset(val_idx)
 
 
 def _from_arrays(dataset: ArrayDataset, validation_split: float, put) -> TrainingData:
@@ -95,7 +109,8 @@ def _from_arrays(dataset: ArrayDataset, validation_split: float, put) -> Trainin
         raise ValueError(f"Dataset {dataset.name!r} has no 'train' split (it has {sorted(splits)}).")
     val_name = next((name for name in VALIDATION_NAMES if name in splits), None)
     if validation_split:
-        splits["train"], splits["val"] = _hold_out(splits["train"], validation_split)
+        splits["train"], splits["val"] = _hold_out(splits["train"], validation_split,
+                                                   stratify=dataset.task == "classification")
     elif val_name is not None:
         splits["val"] = splits.pop(val_name)
     device = {name: _split_arrays(split, put) for name, split in splits.items()

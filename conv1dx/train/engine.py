@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -97,6 +99,8 @@ def train(cfg: DictConfig) -> dict:
     keep_best = early is not None and early.restore_best_weights
     best = jax.tree.map(jnp.copy, states) if keep_best else None  # its own buffers: states are donated
 
+    if not trainer.resume:
+        _clear_previous_run(run_dir)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     (run_dir / "run_info.json").write_text(json.dumps(run_info(seeds), indent=2))
     (run_dir / "summary.txt").write_text(summary_text + "\n")
@@ -159,7 +163,7 @@ def train(cfg: DictConfig) -> dict:
     test_sums = jax.device_get(evaluate(final, test_split.data))
     report = final_report(test_name, test_sums, data, seeds, metric_log.rows, early, epoch)
     report["run_dir"] = str(run_dir)
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
+    _write_atomically(run_dir / "report.json", json.dumps(report, indent=2))
     if cfg.logger.plots:
         plot_curves(metric_log.rows, run_dir / "curves.png")
     checkpointer.close()
@@ -228,3 +232,22 @@ def _check_finite(states, sums, seeds, epoch, checkpointer, run_dir) -> None:
             f"skipped). The last finite weights are saved in {run_dir / 'checkpoints'}. Lower "
             "optimizer.learning_rate, set optimizer.clip_norm (e.g. 1.0), or check the inputs for NaN."
         )
+
+
+_RUN_OUTPUTS = ("checkpoints", "tensorboard", "metrics.jsonl", "metrics.csv", "report.json", "curves.png")
+
+
+def _clear_previous_run(run_dir: Path) -> None:
+    """A fresh (not resumed) run into a used directory replaces that run's outputs, never mixes them."""
+    for name in _RUN_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)

@@ -56,6 +56,13 @@ def final_report(test_name, test_sums, data, seeds, rows, early, last_epoch) -> 
         report[f"{key}_std"] = float(values.std())
     if rows:
         last = rows[-1]
+        for entry in per_seed:
+            prefix = f"seed{entry['seed']}/" if len(seeds) > 1 else ""
+            for key, value in last.items():
+                name = key[len(prefix):] if prefix and key.startswith(prefix) else key
+                if (key.startswith(prefix) if prefix else "/" not in key) and \
+                        name.startswith(("train_", "val_")):
+                    entry[f"final_{name}"] = value
         for key, value in last.items():
             if key.startswith(("train_", "val_")) and "/" not in key:
                 report[f"final_{key}"] = value
