@@ -136,3 +136,14 @@ def test_unknown_trainer_key_is_named_with_a_suggestion(tmp_path):
     cfg.trainer.epoch = 3
     with pytest.raises(ConfigError, match="Unknown config key trainer.epoch. Did you mean trainer.epochs"):
         train(cfg)
+
+
+def test_load_model_returns_the_trained_weights(tmp_path):
+    from conv1dx.data.ucr_uea import load_ucr_uea
+    from conv1dx.train import load_model
+
+    report = train(tiny_config(tmp_path, "trainer.epochs=2", "trainer.seeds=2"))
+    model = load_model(tmp_path / "run", seed_index=1)
+    test = load_ucr_uea("BasicMotions", data_dir=tmp_path / "data")["test"]
+    predicted = np.asarray(model(test.x, training=False)).argmax(-1)
+    assert np.mean(predicted == test.y) == pytest.approx(report["per_seed"][1]["test_accuracy"])

@@ -6,5 +6,6 @@ conf/ for notebooks and tests, exactly as `python -m conv1dx.train <overrides>` 
 
 from conv1dx.train.config import compose_config, config_dir
 from conv1dx.train.engine import NonFiniteLossError, train
+from conv1dx.train.load import load_model
 
-__all__ = ["NonFiniteLossError", "compose_config", "config_dir", "train"]
+__all__ = ["NonFiniteLossError", "compose_config", "config_dir", "load_model", "train"]

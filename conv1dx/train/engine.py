@@ -104,6 +104,9 @@ def train(cfg: DictConfig) -> dict:
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     (run_dir / "run_info.json").write_text(json.dumps(run_info(seeds), indent=2))
     (run_dir / "summary.txt").write_text(summary_text + "\n")
+    (run_dir / "model.json").write_text(json.dumps(
+        {"layers": layers, "input_shape": list(data.input_shape), "seeds": seeds,
+         "restores_best": keep_best}, indent=2))
     metric_log = MetricLog(run_dir, tensorboard=cfg.logger.tensorboard)
     checkpointer = Checkpointer(run_dir / "checkpoints", max_to_keep=trainer.checkpoint.max_to_keep)
     start_epoch = 0
