@@ -99,3 +99,17 @@ def test_imdb_summary_matches_the_keras_table():
         ("dense", "(None, 1)", "33"),
     ]
     assert "Total params: 1,315,937" in text and "Trainable params: 1,315,937" in text
+
+
+SHARED_UCR = Path(__file__).parents[2] / "shared" / "datasets" / "ucr_uea"
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not SHARED_UCR.is_dir(), reason=f"{SHARED_UCR} is absent")
+def test_variable_length_ucr_set_trains_with_masks(tmp_path):
+    """JapaneseVowels (12 channels, variable length): padding masks reach the masked global pooling."""
+    report = train(compose_config([
+        "dataset=ucr_uea", "dataset.name=JapaneseVowels", "trainer.epochs=15", "model.dropout=0.0",
+        f"paths.archives={SHARED_UCR}", f"paths.output_dir={tmp_path / 'run'}",
+        f"paths.data_dir={tmp_path / 'data'}", *FAST]))
+    assert report["test_accuracy"] > 0.5  # 9 speakers: chance is about 0.11

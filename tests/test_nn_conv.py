@@ -247,3 +247,47 @@ def test_conv1d_gradients_equal_xla_autodiff(k, s, d, p, length, groups):
 
     for got, want in zip(jax.grad(ours, (0, 1))(x, kernel), jax.grad(xla, (0, 1))(x, kernel), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("padding", ["valid", "causal", "same"])
+def test_masks_flow_through_convolutions_and_pooling(padding):
+    """Right padding (any values) never reaches a masked global pooling after conv + pooling layers."""
+    model = nn.Sequential([
+        nn.Conv1D(4, 3, padding=padding, activation="relu"),
+        nn.MaxPooling1D(2),
+        nn.Conv1D(4, 2, strides=2, padding=padding),
+        nn.GlobalAveragePooling1D(),
+    ], input_shape=(20, 2), rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    lengths = np.array([20, 13, 9])
+    mask = np.arange(20)[None, :] < lengths[:, None]
+    x = rng.normal(size=(3, 20, 2)).astype(np.float32)
+    garbage = np.where(mask[..., None], x, 1e3).astype(np.float32)
+    clean = np.where(mask[..., None], x, 0.0).astype(np.float32)
+    y_garbage = model(jnp.asarray(garbage), mask=jnp.asarray(mask))
+    y_clean = model(jnp.asarray(clean), mask=jnp.asarray(mask))
+    np.testing.assert_allclose(np.asarray(y_garbage), np.asarray(y_clean), rtol=1e-5, atol=1e-5)
+    assert model.compute_mask(None, jnp.asarray(mask)) is None  # global pooling consumes the mask
+    assert model.layers[0].compute_mask(None, jnp.asarray(mask)).shape == (3, 18 if padding == "valid" else 20)
+
+
+def test_conv_mask_anchor_rule():
+    mask = jnp.asarray(np.arange(10)[None, :] < 6)
+    valid = nn.Conv1D(1, 3, input_shape=(10, 1), rngs=nnx.Rngs(0))
+    assert np.asarray(valid.compute_mask(None, mask)).tolist() == [[True] * 4 + [False] * 4]
+    same = nn.Conv1D(1, 3, strides=2, padding="same", input_shape=(10, 1), rngs=nnx.Rngs(0))
+    # 'same' with stride 2 pads (0, 1): output o reads steps up to 2o + 2.
+    assert np.asarray(same.compute_mask(None, mask)).tolist() == [[True, True, False, False, False]]
+    causal = nn.Conv1D(1, 3, padding="causal", input_shape=(10, 1), rngs=nnx.Rngs(0))
+    assert np.asarray(causal.compute_mask(None, mask)).tolist() == [[True] * 6 + [False] * 4]
+
+
+@pytest.mark.parametrize("k,s,d,p,length,groups", _grid()[::9])
+def test_patches_lowering_matches_reference(k, s, d, p, length, groups):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, length, 2 * groups)).astype(np.float32)
+    kernel = rng.normal(size=(k, 2, 3 * groups)).astype(np.float32)
+    got = conv_ops.conv1d_patches(jnp.asarray(x), jnp.asarray(kernel), stride=s, padding=p, dilation=d,
+                                  groups=groups)
+    want = reference.conv1d(x, kernel, stride=s, padding=p, dilation=d, groups=groups)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=RTOL, atol=ATOL)

@@ -71,6 +71,19 @@ class _Conv(Layer):
                     "sequence."
                 )
 
+    def compute_mask(self, x, mask):
+        """Keras drops masks at convolutions; conv1dx keeps them (see `conv_ops.downsample_mask`), so
+        a masked global pooling after convolutions still ignores right padding."""
+        if mask is None:
+            return None
+        steps = mask.shape[1]
+        out_len = ops.conv_output_length(steps, self.kernel_size, self.padding, self.strides,
+                                         self.dilation_rate)
+        span = ops.effective_kernel_size(self.kernel_size, self.dilation_rate)
+        pad_left = ops.padding_amounts(steps, self.kernel_size, self.padding, self.strides,
+                                       self.dilation_rate)[0]
+        return ops.downsample_mask(mask, out_len, self.strides, span, pad_left)
+
     def _finish(self, y_BxOxF: jax.Array) -> jax.Array:
         if self.use_bias:
             y_BxOxF = y_BxOxF + self.bias[...]
@@ -358,6 +371,9 @@ class Conv1DTranspose(_Conv):
                 f"Conv1DTranspose was built for {self._steps_channels(self.input_shape)[1]} input "
                 f"channels but got {channels}."
             )
+
+    def compute_mask(self, x, mask):
+        return None
 
     def build(self, input_shape: Shape, rngs) -> None:
         channels = self._steps_channels(input_shape)[1]

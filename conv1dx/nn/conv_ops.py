@@ -68,6 +68,27 @@ def conv1d(x_BxTxC: jax.Array, kernel_KxCgxF: jax.Array, *, stride: int = 1, pad
     return _conv1d(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups)
 
 
+def conv1d_patches(x_BxTxC: jax.Array, kernel_KxCgxF: jax.Array, *, stride: int = 1,
+                   padding: str = "valid", dilation: int = 1, groups: int = 1) -> jax.Array:
+    """The same convolution as `conv1d`, as one matmul of explicit patches with the kernel.
+
+    patches_BxOx(K*C)[b, o, k*C + c] = x_pad[b, o*stride + k*dilation, c]; y = patches @ kernel. Uses K
+    times the input's memory for the patches; its gradients are plain matmuls and strided slices.
+    """
+    k, cg, f = kernel_KxCgxF.shape
+    pads = padding_amounts(x_BxTxC.shape[1], k, padding, stride, dilation)
+    x_pad = jnp.pad(x_BxTxC, ((0, 0), pads, (0, 0)))
+    batch, c = x_BxTxC.shape[0], x_BxTxC.shape[2]
+    out_len = (x_pad.shape[1] - dilation * (k - 1) - 1) // stride + 1
+    last = (out_len - 1) * stride + 1
+    taps = [x_pad[:, i * dilation:i * dilation + last:stride] for i in range(k)]
+    if groups == 1:
+        return jnp.concatenate(taps, axis=2) @ kernel_KxCgxF.reshape(k * cg, f)
+    patches = jnp.stack(taps, axis=2).reshape(batch, out_len, k, groups, cg)
+    kernel = kernel_KxCgxF.reshape(k, cg, groups, f // groups)
+    return jnp.einsum("bokgc,kcgf->bogf", patches, kernel).reshape(batch, out_len, f)
+
+
 def _conv1d_xla(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups):
     return lax.conv_general_dilated(
         x_BxTxC,
@@ -196,6 +217,19 @@ def conv1d_transpose(x_BxTxC: jax.Array, kernel_KxFxC: jax.Array, *, stride: int
         rhs_dilation=(dilation,),
         dimension_numbers=_DIMENSION_NUMBERS,
     )
+
+
+def downsample_mask(mask_BxT: jax.Array | None, out_len: int, stride: int, span: int,
+                    pad_left: int) -> jax.Array | None:
+    """The padding mask of a windowed layer's output (convolution or pooling).
+
+    Output step o reads input steps up to `o * stride + span - 1 - pad_left`; it is valid when that last
+    step is valid, so with right-padded sequences no valid output ever reads a padded step.
+    """
+    if mask_BxT is None:
+        return None
+    last = jnp.arange(out_len) * stride + span - 1 - pad_left
+    return mask_BxT[:, jnp.clip(last, 0, mask_BxT.shape[1] - 1)]
 
 
 def to_channels_last(x: jax.Array, data_format: str) -> jax.Array:

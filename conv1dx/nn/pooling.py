@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from conv1dx.nn.conv_ops import downsample_mask
 from conv1dx.nn.layer import Layer, Shape
 
 _PADDINGS = ("valid", "same")
@@ -189,6 +190,15 @@ class _Pooling1D(Layer):
         axis = self._steps_axis
         shape[axis] = pool_output_length(shape[axis], self.pool_size, self.strides, self.padding)
         return tuple(shape)
+
+    def compute_mask(self, x, mask):
+        """Output step o is valid when the last step of its window is (`conv_ops.downsample_mask`)."""
+        if mask is None:
+            return None
+        steps = mask.shape[1]
+        out_len = pool_output_length(steps, self.pool_size, self.strides, self.padding)
+        pad_left = same_padding(steps, self.pool_size, self.strides)[0] if self.padding == "same" else 0
+        return downsample_mask(mask, out_len, self.strides, self.pool_size, pad_left)
 
     def forward(self, x: jax.Array, *, mask, training, rngs) -> jax.Array:
         return pool1d(
