@@ -147,3 +147,26 @@ def test_load_model_returns_the_trained_weights(tmp_path):
     test = load_ucr_uea("BasicMotions", data_dir=tmp_path / "data")["test"]
     predicted = np.asarray(model(test.x, training=False)).argmax(-1)
     assert np.mean(predicted == test.y) == pytest.approx(report["per_seed"][1]["test_accuracy"])
+
+
+def test_the_epoch_compiles_once_per_run(tmp_path):
+    """Nothing recompiles after the first epoch (jax.log_compiles names the compiled epoch)."""
+    import logging
+
+    messages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            train(tiny_config(tmp_path, "trainer.epochs=4", "trainer.validation_split=0.25"))
+    finally:
+        logger.removeHandler(handler)
+    compiled = [m for m in messages if m.startswith("Compiling jit(conv1dx_")]
+    assert sum("conv1dx_train_epoch" in m for m in compiled) == 1
+    assert sum("conv1dx_evaluate" in m for m in compiled) == 2  # validation split, then test with confusion

@@ -6,6 +6,9 @@ conf/ for notebooks and tests, exactly as `python -m conv1dx.train <overrides>` 
 
 from conv1dx.train.config import compose_config, config_dir
 from conv1dx.train.engine import NonFiniteLossError, train
+from conv1dx.train.facts import dataset_facts
 from conv1dx.train.load import load_model
+from conv1dx.train.report import summary_line
 
-__all__ = ["NonFiniteLossError", "compose_config", "config_dir", "load_model", "train"]
+__all__ = ["NonFiniteLossError", "compose_config", "config_dir", "dataset_facts", "load_model",
+           "summary_line", "train"]

@@ -7,6 +7,7 @@ an interrupted run resumes exactly where its last checkpoint left it.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import jax
@@ -48,3 +49,20 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+class CheckpointSchedule:
+    """When to save: every `every` epochs, and/or once `every_seconds` have passed since the last save,
+    and always after the last epoch (so an interrupted run loses at most that much work)."""
+
+    def __init__(self, every: int | None, every_seconds: float | None):
+        self.every, self.every_seconds = every, every_seconds
+        self._last = time.monotonic()
+
+    def due(self, epoch: int, *, last: bool) -> bool:
+        now = time.monotonic()
+        due = last or (self.every is not None and epoch % self.every == 0) or (
+            self.every_seconds is not None and now - self._last >= self.every_seconds)
+        if due:
+            self._last = now
+        return due

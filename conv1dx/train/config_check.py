@@ -50,6 +50,10 @@ def check_config(cfg: DictConfig) -> None:
     _positive_int("trainer.eval_batch_size", trainer.eval_batch_size)
     _positive_int("trainer.seeds", trainer.seeds)
     _positive_int("trainer.steps_per_epoch", trainer.steps_per_epoch, allow_none=True)
+    checkpoint = trainer.checkpoint
+    _unknown("trainer.checkpoint", checkpoint.keys(), {"every", "every_seconds", "max_to_keep"})
+    _positive_int("trainer.checkpoint.every", checkpoint.every, allow_none=True)
+    _positive_int("trainer.checkpoint.max_to_keep", checkpoint.max_to_keep)
     if not 0.0 <= float(trainer.validation_split) < 1.0:
         raise ConfigError(f"trainer.validation_split must be in [0, 1), got {trainer.validation_split}.")
     if not isinstance(cfg.seed, int) or cfg.seed < 0:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from conv1dx import nn
 from conv1dx.train import replicas as rep
-from conv1dx.train.checkpoint import Checkpointer
+from conv1dx.train.checkpoint import Checkpointer, CheckpointSchedule
 from conv1dx.train.config_check import check_config
 from conv1dx.train.data_source import TrainingData
 from conv1dx.train.facts import dataset_facts
@@ -51,7 +51,7 @@ def train(cfg: DictConfig) -> dict:
     """Train, validate and test the configured model; returns the final metrics (see `final_report`)."""
     check_config(cfg)
     trainer = cfg.trainer
-    run_dir = Path(cfg.paths.output_dir).absolute()
+    run_dir = _output_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     seeds = [int(cfg.seed) + i for i in range(int(trainer.seeds))]
     parallel = DataParallel.create(trainer.data_parallel, trainer.batch_size)
@@ -120,6 +120,7 @@ def train(cfg: DictConfig) -> dict:
         log.info("resuming %s from epoch %d", run_dir, start_epoch)
     metric_log.resume(start_epoch)
 
+    saver = CheckpointSchedule(trainer.checkpoint.every, trainer.checkpoint.every_seconds)
     keys = [jax.random.key(seed) for seed in seeds]
     active = ~early.stopped if early is not None else np.ones(len(seeds), bool)
     progress_bar = EpochProgress(cfg.logger.progress)
@@ -151,7 +152,7 @@ def train(cfg: DictConfig) -> dict:
                 states = states._replace(opt_state=with_lr_scale(states.opt_state, scale))
             metric_log.append(row)
             progress_bar.advance(row, trainer.epochs)
-            if epoch % trainer.checkpoint.every == 0 or epoch == trainer.epochs or not active.any():
+            if saver.due(epoch, last=epoch == trainer.epochs or not active.any()):
                 _save(checkpointer, epoch, states, best, early, plateau)
     finally:
         progress_bar.close()
@@ -172,6 +173,22 @@ def train(cfg: DictConfig) -> dict:
     checkpointer.close()
     log.info("finished %s: %s", run_dir, {k: v for k, v in report.items() if isinstance(v, float)})
     return report
+
+
+def _output_dir(cfg) -> Path:
+    """`paths.output_dir` (Hydra's run directory under the CLI); outside Hydra, when it cannot be
+    resolved, a new timestamped directory under `paths.log_dir`."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        chosen = cfg.paths.output_dir
+    except InterpolationResolutionError:
+        chosen = None
+    if chosen is None:
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        chosen = Path(cfg.paths.get("log_dir", "outputs")) / cfg.get("task_name", "train") / "runs" / stamp
+        log.info("paths.output_dir is only set by the Hydra CLI; writing this run to %s", chosen)
+    return Path(chosen).absolute()
 
 
 def graphdef_model(graphdef, states):

@@ -19,8 +19,8 @@ def _resolve(name: str):
     facts = _FACTS.get()
     if facts is None:
         raise ValueError(
-            f"${{data:{name}}} is resolved from the loaded dataset and is only available inside "
-            "conv1dx.train.train(cfg)."
+            f"${{data:{name}}} is resolved from the loaded dataset: resolve it inside train(cfg) or "
+            "inside `with conv1dx.train.dataset_facts({...}):`."
         )
     if name not in facts or facts[name] is None:
         known = ", ".join(sorted(k for k, v in facts.items() if v is not None))

@@ -18,6 +18,7 @@ class MetricLog:
         self.jsonl = run_dir / "metrics.jsonl"
         self.csv = run_dir / "metrics.csv"
         self.rows: list[dict] = []
+        self._columns: list[str] | None = None
         self._writer = SummaryWriter(str(run_dir / "tensorboard")) if tensorboard else None
 
     def resume(self, epochs_done: int) -> None:
@@ -31,7 +32,11 @@ class MetricLog:
         self.rows.append(row)
         with self.jsonl.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        self._write_csv()
+        if self._columns is not None and list(row) == self._columns:
+            with self.csv.open("a", newline="") as f:
+                csv.DictWriter(f, fieldnames=self._columns).writerow(row)
+        else:
+            self._write_csv()  # new columns: rewrite with the full header
         if self._writer is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)):
@@ -44,6 +49,7 @@ class MetricLog:
 
     def _write_csv(self) -> None:
         columns = list(dict.fromkeys(key for row in self.rows for key in row))
+        self._columns = columns
         with self.csv.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
