@@ -66,9 +66,10 @@ def test_one_step_changes_every_parameter():
     assert int(new.step) == 1 and float(sums["count"]) == 8
 
 
-def test_vmapped_seeds_match_separate_runs(tmp_path):
+@pytest.mark.parametrize("strategy", ["vmap", "map"])
+def test_seed_replicas_match_separate_runs(tmp_path, strategy):
     together = train(tiny_config(tmp_path / "together", "trainer.epochs=3", "trainer.seeds=2",
-                                 "trainer.validation_split=0.25"))
+                                 "trainer.validation_split=0.25", f"trainer.replica_strategy={strategy}"))
     for i, seed in enumerate((0, 1)):
         alone = train(tiny_config(tmp_path / f"alone{seed}", "trainer.epochs=3", f"seed={seed}",
                                   "trainer.validation_split=0.25"))

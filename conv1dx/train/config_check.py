@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 TRAINER_KEYS = {
     "epochs", "batch_size", "eval_batch_size", "seeds", "validation_split", "steps_per_epoch",
     "early_stopping", "reduce_lr_on_plateau", "class_weight", "resume", "checkpoint", "data_parallel",
+    "replica_strategy",
 }
 REQUIRED = ("seed", "dataset", "model", "optimizer", "trainer", "logger", "paths")
 
@@ -50,6 +51,8 @@ def check_config(cfg: DictConfig) -> None:
     _positive_int("trainer.eval_batch_size", trainer.eval_batch_size)
     _positive_int("trainer.seeds", trainer.seeds)
     _positive_int("trainer.steps_per_epoch", trainer.steps_per_epoch, allow_none=True)
+    if trainer.replica_strategy not in ("auto", "vmap", "map"):
+        raise ConfigError(f"trainer.replica_strategy must be auto, vmap or map, got {trainer.replica_strategy!r}.")
     checkpoint = trainer.checkpoint
     _unknown("trainer.checkpoint", checkpoint.keys(), {"every", "every_seconds", "max_to_keep"})
     _positive_int("trainer.checkpoint.every", checkpoint.every, allow_none=True)

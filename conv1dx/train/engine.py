@@ -82,9 +82,11 @@ def train(cfg: DictConfig) -> dict:
                         batch_sharding=parallel.batch_sharding)
     train_split = data.splits["train"]
     epoch_fn = rep.compile_epoch(config, len(seeds), num_examples=train_split.num_examples,
-                                 batch_size=trainer.batch_size, steps_per_epoch=trainer.steps_per_epoch)
+                                 batch_size=trainer.batch_size, steps_per_epoch=trainer.steps_per_epoch,
+                                 strategy=trainer.replica_strategy)
     evaluators = {name: rep.compile_evaluate(config, len(seeds), num_examples=split.num_examples,
-                                             batch_size=min(trainer.eval_batch_size, split.num_examples))
+                                             batch_size=min(trainer.eval_batch_size, split.num_examples),
+                                             strategy=trainer.replica_strategy)
                   for name, split in data.splits.items() if name != "train"}
 
     early = _instantiate(resolved["trainer"]["early_stopping"])
@@ -163,7 +165,7 @@ def train(cfg: DictConfig) -> dict:
     test_split = data.splits[test_name]
     evaluate = rep.compile_evaluate(config, len(seeds), num_examples=test_split.num_examples,
                                     batch_size=min(trainer.eval_batch_size, test_split.num_examples),
-                                    confusion=True)
+                                    confusion=True, strategy=trainer.replica_strategy)
     test_sums = jax.device_get(evaluate(final, test_split.data))
     report = final_report(test_name, test_sums, data, seeds, metric_log.rows, early, epoch)
     report["run_dir"] = str(run_dir)
