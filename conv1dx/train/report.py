@@ -19,7 +19,7 @@ def _scalars(values: dict) -> dict:
 
 
 def epoch_row(epoch: int, sums: dict, metrics, seeds: list[int], *, lr, seconds: float,
-              examples: int) -> dict:
+              train_seconds: float, examples: int) -> dict:
     """One flat log row: `<split>_<metric>` means over replicas, `seed<s>/<split>_<metric>` each."""
     row: dict = {"epoch": epoch}
     per_seed: dict = {}
@@ -31,8 +31,9 @@ def epoch_row(epoch: int, sums: dict, metrics, seeds: list[int], *, lr, seconds:
                     row[f"seed{seed}/{split}_{name}"] = value
     row.update({key: float(np.mean(values)) for key, values in per_seed.items()})
     row["lr"] = float(np.mean(lr))
-    row["seconds"] = seconds
-    row["examples_per_second"] = examples * len(seeds) / seconds if seconds > 0 else 0.0
+    row["seconds"] = seconds  # the whole epoch, validation included
+    # training throughput of the compiled epoch alone, all replicas together
+    row["examples_per_second"] = examples * len(seeds) / train_seconds if train_seconds > 0 else 0.0
     return row
 
 
