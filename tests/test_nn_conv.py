@@ -291,3 +291,41 @@ def test_patches_lowering_matches_reference(k, s, d, p, length, groups):
                                   groups=groups)
     want = reference.conv1d(x, kernel, stride=s, padding=p, dilation=d, groups=groups)
     np.testing.assert_allclose(np.asarray(got), want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.int32])
+def test_bfloat16_and_integer_inputs_compute_in_float32(dtype):
+    """XLA's convolution needs equal dtypes: the input is promoted to the kernel's float32."""
+    rngs = nnx.Rngs(0)
+    x = np.random.default_rng(0).integers(-4, 5, size=(2, 9, 2)).astype(np.float32)  # exact in both
+    conv = nn.Conv1D(3, 3, padding="same", input_shape=(9, 2), rngs=rngs)
+    want = reference.conv1d(x, conv.kernel[...], conv.bias[...], padding="same")
+    got = conv(jnp.asarray(x, dtype))
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(got), want, rtol=RTOL, atol=ATOL)
+    transpose = nn.Conv1DTranspose(3, 3, strides=2, input_shape=(9, 2), rngs=rngs)
+    want = reference.conv1d_transpose(x, transpose.kernel[...], transpose.bias[...], stride=2)
+    got = transpose(jnp.asarray(x, dtype))
+    np.testing.assert_allclose(np.asarray(got), want, rtol=RTOL, atol=ATOL)
+    depthwise = nn.DepthwiseConv1D(3, input_shape=(9, 2), rngs=rngs)
+    assert depthwise(jnp.asarray(x, dtype)).dtype == jnp.float32
+
+
+def test_integer_arguments_may_be_numpy_integers_or_1_tuples():
+    layer = nn.Conv1D(np.int64(4), (np.int32(3),), strides=np.int64(1), input_shape=(8, 2),
+                      rngs=nnx.Rngs(0))
+    assert layer.kernel.shape == (3, 2, 4) and type(layer.filters) is int
+    for make in (lambda: nn.Conv1D(4.0, 3), lambda: nn.Conv1D(4, True),
+                 lambda: nn.Conv1D(4, (3, 3))):
+        with pytest.raises(ValueError, match="must be an integer >= 1"):
+            make()
+
+
+@pytest.mark.parametrize("k,d", [(1, 1), (2, 1), (3, 2), (4, 3)])
+def test_same_padding_of_stride_1_needs_no_length(k, d):
+    """With stride 1, 'same' pads span - 1 (extra step on the right) for every length."""
+    for length in (5, 8, 13):
+        want = reference.same_padding(length, k, 1, d)
+        assert conv_ops.padding_amounts(None, k, "same", 1, d) == want
+    with pytest.raises(ValueError, match="stride 2 > 1 depends on the sequence length"):
+        conv_ops.padding_amounts(None, k, "same", 2, 1)

@@ -1,5 +1,7 @@
 """Dense, regularizers, constraints, Sequential, the spec builder and the summary table."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,7 +46,7 @@ def test_regularization_loss_collects_weights_and_activity():
     x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 5, 2)), jnp.float32)
     y_conv = conv(x)
     model(x)
-    want = 0.5 * float(jnp.sum(conv.kernel[...] ** 2)) + 0.25 * float(jnp.sum(jnp.abs(y_conv))) / 4 \
+    want = 0.5 * float(jnp.sum(conv.kernel[...] ** 2)) + 0.25 * float(jnp.sum(jnp.abs(y_conv))) \
         + 0.01 * 2.0
     assert float(nn.regularization_loss(model)) == pytest.approx(want, rel=1e-5)
 
@@ -64,10 +66,10 @@ def test_regularization_loss_traces_under_jit_and_grad():
 
 
 @pytest.mark.parametrize("constraint,check", [
-    (constraints.MaxNorm(1.0), lambda w: np.all(np.linalg.norm(w.reshape(-1, w.shape[-1]), axis=0) <= 1 + 1e-5)),
+    (constraints.MaxNorm(1.0, axis=(0, 1)), lambda w: np.all(np.linalg.norm(w.reshape(-1, w.shape[-1]), axis=0) <= 1 + 1e-5)),
     (constraints.NonNeg(), lambda w: np.all(w >= 0)),
-    (constraints.UnitNorm(), lambda w: np.allclose(np.linalg.norm(w.reshape(-1, w.shape[-1]), axis=0), 1, atol=1e-5)),
-    (constraints.MinMaxNorm(0.5, 0.75), lambda w: np.all(
+    (constraints.UnitNorm(axis=(0, 1)), lambda w: np.allclose(np.linalg.norm(w.reshape(-1, w.shape[-1]), axis=0), 1, atol=1e-5)),
+    (constraints.MinMaxNorm(0.5, 0.75, axis=(0, 1)), lambda w: np.all(
         (np.linalg.norm(w.reshape(-1, w.shape[-1]), axis=0) >= 0.5 - 1e-5)
         & (np.linalg.norm(w.reshape(-1, w.shape[-1]), axis=0) <= 0.75 + 1e-5))),
 ])
@@ -80,11 +82,52 @@ def test_constraints_project_each_unit(constraint, check):
     assert check(np.asarray(layer.kernel[...]))
 
 
+@pytest.mark.parametrize("constraint,rescale", [
+    (constraints.MaxNorm(2.0), lambda norm: min(norm, 2.0)),
+    (constraints.UnitNorm(), lambda norm: 1.0),
+    (constraints.MinMaxNorm(0.5, 1.5, rate=0.5),
+     lambda norm: 0.5 * min(max(norm, 0.5), 1.5) + 0.5 * norm),
+])
+def test_norm_constraints_take_a_1d_weight_as_one_vector(constraint, rescale):
+    """A bias or gamma is one unit-free vector (Keras' axis=0), not one "unit" per entry."""
+    b = np.array([3.0, -4.0, 0.5])
+    norm = np.sqrt(np.sum(b ** 2))
+    want = b * rescale(norm) / (1e-7 + norm)
+    np.testing.assert_allclose(np.asarray(constraint(jnp.asarray(b, jnp.float32))), want, rtol=1e-5)
+    layer = nn.Dense(3, bias_constraint=constraint, bias_initializer=nn.initializers.constant(5.0),
+                     input_shape=(2,), rngs=nnx.Rngs(0))
+    nn.apply_constraints(layer)
+    bias_norm = np.sqrt(np.sum(np.asarray(layer.bias[...], np.float64) ** 2))
+    assert bias_norm == pytest.approx(rescale(np.sqrt(75.0)), rel=1e-5)
+
+
 def test_max_norm_leaves_small_units_alone():
     w = jnp.array([[0.3, 3.0], [0.4, 4.0]])  # unit norms 0.5 and 5
     projected = np.asarray(constraints.MaxNorm(2.0)(w))
     np.testing.assert_allclose(projected[:, 0], [0.3, 0.4], rtol=1e-5)
     np.testing.assert_allclose(projected[:, 1], [1.2, 1.6], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name,definition", [
+    ("gelu", lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2)))),  # Keras: exact, not the tanh form
+    ("leaky_relu", lambda v: v if v > 0 else 0.2 * v),  # keras.activations.leaky_relu's slope
+    ("hard_sigmoid", lambda v: min(max(v / 6 + 0.5, 0.0), 1.0)),
+    ("relu6", lambda v: min(max(v, 0.0), 6.0)),
+    ("softsign", lambda v: v / (1 + abs(v))),
+    ("elu", lambda v: v if v > 0 else math.expm1(v)),
+])
+def test_activations_follow_keras_definitions(name, definition):
+    x = np.array([-7.0, -2.5, -0.3, 0.0, 0.4, 1.7, 8.0])
+    want = np.array([definition(v) for v in x])
+    got = np.asarray(nn.activations.get(name)(jnp.asarray(x, jnp.float32)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_units_must_be_integers():
+    assert nn.Dense(np.int64(3), input_shape=(2,), rngs=nnx.Rngs(0)).kernel.shape == (2, 3)
+    for units in (2.5, True, 0, "4"):
+        with pytest.raises(ValueError, match="Dense: units must be an integer >= 1"):
+            nn.Dense(units)
 
 
 def test_sequential_names_shapes_and_intermediates():
@@ -142,3 +185,20 @@ def test_summary_prints_keras_table():
     assert "dense (Dense)" in text and "(None, None, 1)" in text
     assert "Total params: 2,305" in text
     assert "Trainable params: 2,305" in text and "Non-trainable params: 0" in text
+
+
+def test_summary_lists_each_shape_of_a_tuple_output():
+    model = nn.Sequential([nn.Bidirectional(nn.GRU(3, return_sequences=True), merge_mode=None)],
+                          input_shape=(5, 2), rngs=nnx.Rngs(0))
+    text = nn.summary(model, print_fn=None)
+    assert "[(None, 5, 3), (None, 5, 3)]" in text
+    assert "Total params: 126" in text  # 2 directions x 3 gates x (2*3 + 3*3 + 2*3)
+
+
+def test_norm_constraints_default_to_keras_axis_0():
+    """Keras' default axis=0: for a Conv1D kernel (K, C, F), each (channel, filter) pair's K taps."""
+    w = np.random.default_rng(1).normal(size=(3, 2, 4)).astype(np.float32) * 3
+    projected = np.asarray(constraints.UnitNorm()(jnp.asarray(w)))
+    np.testing.assert_allclose(np.linalg.norm(projected, axis=0), np.ones((2, 4)), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(constraints.MaxNorm(1.0, axis=0)(jnp.asarray(w))),
+                               np.asarray(constraints.MaxNorm(1.0)(jnp.asarray(w))))

@@ -11,72 +11,15 @@ from conv1dx.nn.gru import GRU
 from conv1dx.nn.layer import apply_constraints, regularization_loss
 from conv1dx.nn.lstm import LSTM
 from conv1dx.nn.rnn_scan import dropout_keep_mask
+from tests.reference import np_gru, np_lstm
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 BIAS_INIT = initializers.random_uniform(-0.5, 0.5)  # nonzero biases, so the bias layout is tested
 
 
-def sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
-
-
 def weights(layer):
     """The layer's own initialized weights as float64 NumPy arrays."""
     return {k: np.asarray(v[...], np.float64) for k, v in nnx.state(layer, nnx.Param).items()}
-
-
-def np_gru(x, valid, w, *, reset_after, go_backwards=False, h0=None, in_masks=None,
-           rec_masks=None, zero_output=False):
-    """Keras' GRU: (outputs in processing order BxTxU, final h). Masks: 3 per-gate arrays."""
-    batch, steps, _ = x.shape
-    kernel, rec = w["kernel"], w["recurrent_kernel"]
-    units = rec.shape[0]
-    gate = lambda m, g: m[:, g * units:(g + 1) * units]  # noqa: E731
-    if reset_after:
-        b_in, b_rec = w["bias"][0], w["bias"][1]
-    else:
-        b_in, b_rec = w["bias"], np.zeros(3 * units)
-    h = np.zeros((batch, units)) if h0 is None else h0.astype(np.float64)
-    ones_x, ones_h = [np.ones(x.shape[::2])] * 3, [np.ones((batch, units))] * 3
-    in_masks = ones_x if in_masks is None else in_masks
-    rec_masks = ones_h if rec_masks is None else rec_masks
-    outputs = []
-    for t in (reversed(range(steps)) if go_backwards else range(steps)):
-        x_z, x_r, x_h = ((x[:, t] * in_masks[g]) @ gate(kernel, g) + b_in[g * units:(g + 1) * units]
-                         for g in range(3))
-        h_z, h_r, h_h = (h * rec_masks[g] for g in range(3))
-        z = sigmoid(x_z + h_z @ gate(rec, 0) + b_rec[:units])
-        r = sigmoid(x_r + h_r @ gate(rec, 1) + b_rec[units:2 * units])
-        if reset_after:
-            cand = np.tanh(x_h + r * (h_h @ gate(rec, 2) + b_rec[2 * units:]))
-        else:
-            cand = np.tanh(x_h + (r * h_h) @ gate(rec, 2))
-        h_new = z * h + (1 - z) * cand
-        ok = valid[:, t][:, None]
-        h = np.where(ok, h_new, h)
-        outputs.append(np.where(ok, h, 0.0) if zero_output else h)
-    return np.stack(outputs, 1), h
-
-
-def np_lstm(x, valid, w, *, go_backwards=False, h0=None, c0=None, in_mask=None, rec_mask=None):
-    """Keras' LSTM, gates [i, f, c, o]: returns (outputs in processing order, final h, final c)."""
-    batch, steps, _ = x.shape
-    kernel, rec, bias = w["kernel"], w["recurrent_kernel"], w["bias"]
-    units = rec.shape[0]
-    h = np.zeros((batch, units)) if h0 is None else h0.astype(np.float64)
-    c = np.zeros((batch, units)) if c0 is None else c0.astype(np.float64)
-    in_mask = np.ones(x.shape[::2]) if in_mask is None else in_mask
-    rec_mask = np.ones((batch, units)) if rec_mask is None else rec_mask
-    outputs = []
-    for t in (reversed(range(steps)) if go_backwards else range(steps)):
-        pre = (x[:, t] * in_mask) @ kernel + (h * rec_mask) @ rec + bias
-        i, f, g, o = (pre[:, k * units:(k + 1) * units] for k in range(4))
-        c_new = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-        h_new = sigmoid(o) * np.tanh(c_new)
-        ok = valid[:, t][:, None]
-        h, c = np.where(ok, h_new, h), np.where(ok, c_new, c)
-        outputs.append(h)
-    return np.stack(outputs, 1), h, c
 
 
 def make_inputs(batch, steps, features, mask_kind, seed=0):
@@ -328,7 +271,7 @@ def test_activity_regularizer_sums_all_outputs():
                  input_shape=(4, 2), rngs=nnx.Rngs(0))
     x = np.random.default_rng(0).normal(size=(2, 4, 2)).astype(np.float32)
     y, h, c = (np.asarray(a, np.float64) for a in layer(x))
-    expected = 0.5 * ((y**2).sum() + (h**2).sum() + (c**2).sum()) / 2
+    expected = 0.5 * ((y**2).sum() + (h**2).sum() + (c**2).sum())  # Keras 3: not divided by batch
     np.testing.assert_allclose(regularization_loss(layer), expected, rtol=1e-5)
 
 

@@ -152,7 +152,7 @@ def read_archive(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 class JenaClimateBuilder(ArrayRecordBuilder, skip_registration=True):
     """TFDS builder: split ``full``, chunks of 10,000 rows ``{"values": (n, 14) float64, "time", "start"}``."""
 
-    name = "jena_climate"
+    name = "conv1dx_jena_climate"
     VERSION = tfds.core.Version("1.0.0")
     DESCRIPTION = __doc__
     HOMEPAGE = "https://www.bgc-jena.mpg.de/wetter/"

@@ -187,7 +187,7 @@ def _read_split(read, split: str, num_classes: int) -> dict[str, np.ndarray]:
 class UciHarBuilder(ArrayRecordBuilder, skip_registration=True):
     """TFDS builder: one record per window, ``{"x": (128, 9) float32, "label", "subject", "row"}``."""
 
-    name = "uci_har"
+    name = "conv1dx_uci_har"
     VERSION = tfds.core.Version("1.0.0")
     DESCRIPTION = __doc__
     HOMEPAGE = (

@@ -184,7 +184,7 @@ def _train_user_set(train_users: int | Sequence[int]) -> set[int]:
 class WisdmBuilder(ArrayRecordBuilder, skip_registration=True):
     """TFDS builder: split ``full``, one record per run ``{"acc": (T, 3), "timestamp": (T,), ...}``."""
 
-    name = "wisdm"
+    name = "conv1dx_wisdm"
     VERSION = tfds.core.Version("1.0.0")
     DESCRIPTION = __doc__
     HOMEPAGE = "https://www.cis.fordham.edu/wisdm/dataset.php"

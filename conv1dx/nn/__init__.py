@@ -14,8 +14,9 @@
 from conv1dx.nn import activations, constraints, initializers, regularizers
 from conv1dx.nn.bidirectional import Bidirectional
 from conv1dx.nn.builder import build_layer, build_model
-from conv1dx.nn.conv import Conv1D, Conv1DTranspose, DepthwiseConv1D, SeparableConv1D
+from conv1dx.nn.conv import Conv1D, Conv1DTranspose
 from conv1dx.nn.dense import Dense
+from conv1dx.nn.depthwise_conv import DepthwiseConv1D, SeparableConv1D
 from conv1dx.nn.dropout import Dropout, SpatialDropout1D
 from conv1dx.nn.embedding import Embedding
 from conv1dx.nn.gru import GRU

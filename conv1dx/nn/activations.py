@@ -1,6 +1,8 @@
 """Activation functions by their Keras names.
 
 `get("relu")` returns `jax.nn.relu`; a callable passes through; `None` and "linear" give identity.
+Defaults follow `keras.activations` where they differ from `jax.nn`: "gelu" is the exact (erf) GELU
+and "leaky_relu" has negative slope 0.2.
 """
 
 from collections.abc import Callable
@@ -21,6 +23,16 @@ def softmax(x: jax.Array) -> jax.Array:
     return jax.nn.softmax(x, axis=-1)
 
 
+def gelu(x: jax.Array) -> jax.Array:
+    """Keras' default GELU: the exact `x * Phi(x)` (jax.nn.gelu defaults to the tanh approximation)."""
+    return jax.nn.gelu(x, approximate=False)
+
+
+def leaky_relu(x: jax.Array) -> jax.Array:
+    """Keras' `leaky_relu` activation: slope 0.2 for x < 0 (jax.nn.leaky_relu defaults to 0.01)."""
+    return jax.nn.leaky_relu(x, negative_slope=0.2)
+
+
 def hard_sigmoid(x: jax.Array) -> jax.Array:
     """Keras 3's hard sigmoid: relu6(x + 3) / 6."""
     return jnp.clip(x / 6.0 + 0.5, 0.0, 1.0)
@@ -32,7 +44,7 @@ _BY_NAME: dict[str, Activation] = {
     "relu6": jax.nn.relu6,
     "elu": jax.nn.elu,
     "selu": jax.nn.selu,
-    "gelu": jax.nn.gelu,
+    "gelu": gelu,
     "silu": jax.nn.silu,
     "swish": jax.nn.silu,
     "sigmoid": jax.nn.sigmoid,
@@ -41,7 +53,7 @@ _BY_NAME: dict[str, Activation] = {
     "softmax": softmax,
     "softplus": jax.nn.softplus,
     "softsign": jax.nn.soft_sign,
-    "leaky_relu": jax.nn.leaky_relu,
+    "leaky_relu": leaky_relu,
     "exponential": jnp.exp,
     "log_softmax": jax.nn.log_softmax,
 }

@@ -1,7 +1,9 @@
 """Weight constraints (Keras' max_norm, non_neg, unit_norm, min_max_norm), applied after each update.
 
-A constraint maps a weight tensor to its projection. Norms are taken over every axis but the last (the
-output units), as Keras does for Dense and Conv1D kernels; pass `axis` to change that.
+A constraint maps a weight tensor to its projection. The norm constraints default to Keras' `axis=0`:
+for a bias or Dense/recurrent kernel that is each output unit's incoming weights as one vector; for a
+Conv1D kernel `(K, C, F)` it is the K taps of each (input channel, filter) pair. Pass `axis=(0, 1)` to
+constrain each convolution filter as a whole (what Keras' documentation recommends for convolutions).
 `conv1dx.nn.apply_constraints(model)` projects every constrained weight of a model in place.
 """
 
@@ -18,7 +20,8 @@ def _norms(w: jax.Array, axis) -> jax.Array:
 
 
 def _default_axis(w: jax.Array, axis):
-    return tuple(range(w.ndim - 1)) if axis is None else axis
+    """`axis`, or Keras' default 0."""
+    return 0 if axis is None else axis
 
 
 @dataclass(frozen=True)

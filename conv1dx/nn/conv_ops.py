@@ -35,10 +35,16 @@ def padding_amounts(length: int | None, kernel_size: int, padding: str, stride: 
     if padding == "causal":
         return (span - 1, 0)
     if padding == "same":
-        if length is None:
-            raise ValueError("'same' padding with stride > 1 needs a known sequence length.")
-        out = -(-length // stride)
-        total = max((out - 1) * stride + span - length, 0)
+        if length is not None:
+            out = -(-length // stride)
+            total = max((out - 1) * stride + span - length, 0)
+        elif stride == 1:
+            total = span - 1  # O = T whatever T is
+        else:
+            raise ValueError(
+                f"'same' padding with stride {stride} > 1 depends on the sequence length; "
+                "give a known number of steps."
+            )
         return (total // 2, total - total // 2)
     raise ValueError(f"Unknown padding {padding!r}; use one of {PADDINGS}.")
 
@@ -61,11 +67,21 @@ def conv1d(x_BxTxC: jax.Array, kernel_KxCgxF: jax.Array, *, stride: int = 1, pad
 
     The gradients are written as standard forward convolutions (`_conv1d_bwd`): XLA's own transpose of the
     kernel gradient falls back to a naive loop inside `lax.scan` on CPU (JAX issue #12868), which made a
-    scanned training epoch over 100x slower than the same steps run one by one.
+    scanned training epoch over 100x slower than the same steps run one by one. Being a
+    `jax.custom_vjp`, it supports reverse-mode differentiation (`jax.grad`, `jax.vjp`) only, not
+    `jax.jvp` / `jax.jacfwd`; `conv1d_patches` computes the same function with both modes.
     """
+    x_BxTxC, kernel_KxCgxF = _promote(x_BxTxC, kernel_KxCgxF)
     kernel_size = kernel_KxCgxF.shape[0]
     pads = padding_amounts(x_BxTxC.shape[1], kernel_size, padding, stride, dilation)
     return _conv1d(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups)
+
+
+def _promote(x: jax.Array, kernel: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Both operands in their common dtype (XLA's convolution needs equal dtypes; a bfloat16 or int
+    input with a float32 kernel computes in float32, like Dense's matmul)."""
+    dtype = jnp.result_type(x, kernel)
+    return x.astype(dtype), kernel.astype(dtype)
 
 
 def conv1d_patches(x_BxTxC: jax.Array, kernel_KxCgxF: jax.Array, *, stride: int = 1,
@@ -75,10 +91,11 @@ def conv1d_patches(x_BxTxC: jax.Array, kernel_KxCgxF: jax.Array, *, stride: int 
     patches_BxOx(K*C)[b, o, k*C + c] = x_pad[b, o*stride + k*dilation, c]; y = patches @ kernel. Uses K
     times the input's memory for the patches; its gradients are plain matmuls and strided slices.
     """
+    x_BxTxC, kernel_KxCgxF = _promote(x_BxTxC, kernel_KxCgxF)
     k, cg, f = kernel_KxCgxF.shape
     pads = padding_amounts(x_BxTxC.shape[1], k, padding, stride, dilation)
     x_pad = jnp.pad(x_BxTxC, ((0, 0), pads, (0, 0)))
-    batch, c = x_BxTxC.shape[0], x_BxTxC.shape[2]
+    batch = x_BxTxC.shape[0]
     out_len = (x_pad.shape[1] - dilation * (k - 1) - 1) // stride + 1
     last = (out_len - 1) * stride + 1
     taps = [x_pad[:, i * dilation:i * dilation + last:stride] for i in range(k)]
@@ -205,6 +222,7 @@ def conv1d_transpose(x_BxTxC: jax.Array, kernel_KxFxC: jax.Array, *, stride: int
     Each input step t scatters x[t] @ kernel[k].T to output position t*stride + k*dilation - crop, where the
     crop and the output length follow Keras (`transpose_padding`).
     """
+    x_BxTxC, kernel_KxFxC = _promote(x_BxTxC, kernel_KxFxC)
     kernel_size = kernel_KxFxC.shape[0]
     pads = transpose_padding(kernel_size, stride, dilation, padding, output_padding)
     kernel_KxCxF = jnp.flip(kernel_KxFxC, axis=0).transpose(0, 2, 1)
@@ -241,21 +259,3 @@ def from_channels_last(x: jax.Array, data_format: str) -> jax.Array:
     """Inverse of `to_channels_last`."""
     return jnp.swapaxes(x, 1, 2) if data_format == "channels_first" else x
 
-
-def check_data_format(data_format: str) -> str:
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}."
-        )
-    return data_format
-
-
-def as_int(value, argument: str, minimum: int = 1) -> int:
-    """An int argument that Keras also accepts as a 1-tuple; error names the argument."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 1:
-            raise ValueError(f"{argument} must be an int or a 1-tuple for 1D layers, got {value!r}.")
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}.")
-    return value

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from conv1dx.nn import activations
+from conv1dx.nn import activations, arguments
 from conv1dx.nn.layer import Layer, Shape
 
 
@@ -34,9 +34,7 @@ class Dense(Layer):
         rngs=None,
     ):
         super().__init__(activity_regularizer=activity_regularizer, name=name)
-        if int(units) <= 0:
-            raise ValueError(f"Dense: units must be a positive integer, got {units!r}.")
-        self.units = int(units)
+        self.units = arguments.positive_int("Dense", "units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
@@ -58,16 +56,9 @@ class Dense(Layer):
             )
 
     def build(self, input_shape: Shape, rngs) -> None:
-        in_features = input_shape[-1]
-        self.add_weight(
-            "kernel", (in_features, self.units), self.kernel_initializer, rngs,
-            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-        )
+        self.add_configured_weight("kernel", (input_shape[-1], self.units), rngs)
         if self.use_bias:
-            self.add_weight(
-                "bias", (self.units,), self.bias_initializer, rngs,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint,
-            )
+            self.add_configured_weight("bias", (self.units,), rngs)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape[:-1], self.units)

@@ -2,8 +2,8 @@
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from conv1dx.nn import arguments
 from conv1dx.nn.layer import Layer, rng_key
 
 
@@ -17,19 +17,6 @@ def dropout(x: jax.Array, rate: float, key: jax.Array, noise_shape: tuple[int, .
         return x
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape if noise_shape is None else noise_shape)
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype))
-
-
-def _check_rate(layer: str, rate) -> float:
-    if (
-        isinstance(rate, bool)
-        or not isinstance(rate, (int, float, np.floating))
-        or not 0 <= rate < 1
-    ):
-        raise ValueError(
-            f"{layer}: rate must be a float in [0, 1) (the fraction of units to drop), "
-            f"got {rate!r}."
-        )
-    return float(rate)
 
 
 class Dropout(Layer):
@@ -55,7 +42,7 @@ class Dropout(Layer):
         rngs=None,
     ):
         super().__init__(name=name)
-        self.rate = _check_rate(type(self).__name__, rate)
+        self.rate = arguments.dropout_rate(type(self).__name__, "rate", rate)
         if noise_shape is not None:
             noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
         self.noise_shape = noise_shape

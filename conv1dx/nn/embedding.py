@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from conv1dx.nn import arguments
 from conv1dx.nn.layer import Layer, Shape, is_traced
 
 
@@ -37,19 +38,10 @@ class Embedding(Layer):
         rngs=None,
     ):
         super().__init__(activity_regularizer=activity_regularizer, name=name)
-        for argument, value in (("input_dim", input_dim), ("output_dim", output_dim)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(
-                    f"Embedding: {argument} must be a positive integer, got {value!r}."
-                )
-        if input_length is not None and (
-            not isinstance(input_length, (int, np.integer)) or input_length <= 0
-        ):
-            raise ValueError(
-                f"Embedding: input_length must be a positive integer or None, got {input_length!r}."
-            )
-        self.input_dim = int(input_dim)
-        self.output_dim = int(output_dim)
+        self.input_dim = arguments.positive_int("Embedding", "input_dim", input_dim)
+        self.output_dim = arguments.positive_int("Embedding", "output_dim", output_dim)
+        if input_length is not None:
+            input_length = arguments.positive_int("Embedding", "input_length", input_length)
         # Keras' "uniform" is RandomUniform(-0.05, 0.05), our "random_uniform".
         self.embeddings_initializer = (
             "random_uniform" if embeddings_initializer == "uniform" else embeddings_initializer
@@ -57,7 +49,7 @@ class Embedding(Layer):
         self.embeddings_regularizer = embeddings_regularizer
         self.embeddings_constraint = embeddings_constraint
         self.mask_zero = bool(mask_zero)
-        self.input_length = None if input_length is None else int(input_length)
+        self.input_length = input_length
         if input_shape is None and self.input_length is not None and rngs is not None:
             input_shape = (self.input_length,)
         self._init_build(input_shape, rngs)
@@ -72,14 +64,7 @@ class Embedding(Layer):
             )
 
     def build(self, input_shape: Shape, rngs) -> None:
-        self.add_weight(
-            "embeddings",
-            (self.input_dim, self.output_dim),
-            self.embeddings_initializer,
-            rngs,
-            regularizer=self.embeddings_regularizer,
-            constraint=self.embeddings_constraint,
-        )
+        self.add_configured_weight("embeddings", (self.input_dim, self.output_dim), rngs)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape, self.output_dim)

@@ -130,20 +130,10 @@ class GRU(Recurrent):
         return {**super().get_config(), "reset_after": self.reset_after}
 
     def build(self, input_shape: Shape, rngs) -> None:
-        features, width = input_shape[-1], 3 * self.units
-        self.add_weight(
-            "kernel", (features, width), self.kernel_initializer, rngs,
-            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-        )
-        self.add_weight(
-            "recurrent_kernel", (self.units, width), self.recurrent_initializer, rngs,
-            regularizer=self.recurrent_regularizer, constraint=self.recurrent_constraint,
-        )
+        self.build_kernels(input_shape, rngs)
         if self.use_bias:
-            self.add_weight(
-                "bias", (2, width) if self.reset_after else (width,), self.bias_initializer, rngs,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint,
-            )
+            width = 3 * self.units
+            self.add_configured_weight("bias", (2, width) if self.reset_after else (width,), rngs)
 
     def input_bias(self) -> jax.Array | None:
         if not self.use_bias:

@@ -7,8 +7,9 @@ Shapes in this package exclude the batch axis unless they are an array's `.shape
 * by a container (`Sequential`), which propagates shapes with `compute_output_shape`;
 * or on its first eager call, from the shape of that input.
 
-Weights are `nnx.Param` (trainable) or `nnx.BatchStat` (non-trainable) variables created by `add_weight`,
-which also records each weight's regularizer and constraint. `regularization_loss(model)` and
+Weights are `nnx.Param` (trainable) or `nnx.BatchStat` (non-trainable) variables created by `add_weight`
+(or `add_configured_weight`, which reads the layer's stored Keras options for the weight), which also
+records each weight's regularizer and constraint. `regularization_loss(model)` and
 `apply_constraints(model)` are the one mechanism through which a trainer uses them.
 """
 
@@ -28,7 +29,7 @@ Shape = tuple[int | None, ...]
 
 
 class ActivityLoss(nnx.Variable):
-    """Penalty of a layer's activity regularizer on its most recent output (batch mean)."""
+    """Penalty of a layer's activity regularizer on its most recent output (the whole batch, as Keras 3)."""
 
 
 def as_shape(shape: int | Sequence[int | None]) -> Shape:
@@ -144,14 +145,32 @@ class Layer(nnx.Module):
             self._weight_constraints = (*self._weight_constraints, (name, constraint))
         return variable
 
+    def add_configured_weight(
+        self, name: str, shape: Sequence[int], rngs, *, prefix: str | None = None, initializer=None
+    ) -> nnx.Variable:
+        """`add_weight` with the Keras options this layer stores for the weight.
+
+        Reads `self.<prefix>_initializer`, `self.<prefix>_regularizer` and `self.<prefix>_constraint`;
+        `prefix` defaults to `name`, following Keras' argument names ("kernel" -> `kernel_initializer`,
+        "depthwise_kernel" -> prefix "depthwise"). `initializer` replaces the stored initializer.
+        """
+        prefix = name if prefix is None else prefix
+        return self.add_weight(
+            name,
+            shape,
+            getattr(self, f"{prefix}_initializer") if initializer is None else initializer,
+            rngs,
+            regularizer=getattr(self, f"{prefix}_regularizer"),
+            constraint=getattr(self, f"{prefix}_constraint"),
+        )
+
     # -- calling -------------------------------------------------------------------------------------
     def __call__(self, x, *, mask=None, training: bool = False, rngs=None):
         """Apply the layer to a batch; `mask_BxT` marks valid steps, `rngs` feeds dropout when training."""
         x = self.ensure_built(x)
         y = self.forward(x, mask=mask, training=training, rngs=rngs)
-        if self.activity_regularizer is not None:
-            batch = y.shape[0] if y.ndim else 1
-            self.activity_loss[...] = self.activity_regularizer(y) / batch
+        if self.activity_regularizer is not None:  # Keras 3: the penalty of the whole batch output
+            self.activity_loss[...] = self.activity_regularizer(y)
         return y
 
     def ensure_built(self, x) -> jax.Array:

@@ -111,24 +111,13 @@ class LSTM(Recurrent):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
 
     def build(self, input_shape: Shape, rngs) -> None:
-        features, width = input_shape[-1], 4 * self.units
-        self.add_weight(
-            "kernel", (features, width), self.kernel_initializer, rngs,
-            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-        )
-        self.add_weight(
-            "recurrent_kernel", (self.units, width), self.recurrent_initializer, rngs,
-            regularizer=self.recurrent_regularizer, constraint=self.recurrent_constraint,
-        )
+        self.build_kernels(input_shape, rngs)
         if self.use_bias:
             bias_init = (
                 unit_forget_bias_initializer(self.bias_initializer)
                 if self.unit_forget_bias else self.bias_initializer
             )
-            self.add_weight(
-                "bias", (width,), bias_init, rngs,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint,
-            )
+            self.add_configured_weight("bias", (4 * self.units,), rngs, initializer=bias_init)
 
     def make_cell(self, recurrent_mask):
         return lstm_cell(

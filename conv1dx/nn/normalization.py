@@ -43,7 +43,7 @@ class _Normalization(Layer):
     expected_rank = None
     supports_masking = True
 
-    def _configure(self, axis, epsilon, center, scale, initializers, regularizers, constraints):
+    def _configure(self, axis, epsilon, center, scale):
         if isinstance(axis, bool) or not (
             isinstance(axis, int)
             or (isinstance(axis, Sequence) and all(isinstance(a, int) for a in axis))
@@ -57,9 +57,6 @@ class _Normalization(Layer):
         self.epsilon = float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)
-        self.beta_initializer, self.gamma_initializer = initializers
-        self.beta_regularizer, self.gamma_regularizer = regularizers
-        self.beta_constraint, self.gamma_constraint = constraints
 
     def _param_axes(self, input_shape: Shape) -> tuple[int, ...]:
         return _axes(type(self).__name__, self.axis, len(input_shape) + 1)
@@ -85,23 +82,9 @@ class _Normalization(Layer):
 
     def _build_affine(self, shape: tuple[int, ...], rngs) -> None:
         if self.scale:
-            self.add_weight(
-                "gamma",
-                shape,
-                self.gamma_initializer,
-                rngs,
-                regularizer=self.gamma_regularizer,
-                constraint=self.gamma_constraint,
-            )
+            self.add_configured_weight("gamma", shape, rngs)
         if self.center:
-            self.add_weight(
-                "beta",
-                shape,
-                self.beta_initializer,
-                rngs,
-                regularizer=self.beta_regularizer,
-                constraint=self.beta_constraint,
-            )
+            self.add_configured_weight("beta", shape, rngs)
 
     def _normalize(self, x, mean, var, axes) -> jax.Array:
         """`(x - mean) / sqrt(var + eps) * gamma + beta` in float32, returned in x's dtype."""
@@ -153,15 +136,10 @@ class BatchNormalization(_Normalization):
             )
         if not 0 <= momentum <= 1:
             raise ValueError(f"BatchNormalization: momentum must be in [0, 1], got {momentum!r}.")
-        self._configure(
-            axis,
-            epsilon,
-            center,
-            scale,
-            (beta_initializer, gamma_initializer),
-            (beta_regularizer, gamma_regularizer),
-            (beta_constraint, gamma_constraint),
-        )
+        self._configure(axis, epsilon, center, scale)
+        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+        self.beta_regularizer, self.gamma_regularizer = beta_regularizer, gamma_regularizer
+        self.beta_constraint, self.gamma_constraint = beta_constraint, gamma_constraint
         self.momentum = float(momentum)
         self.moving_mean_initializer = moving_mean_initializer
         self.moving_variance_initializer = moving_variance_initializer
@@ -237,15 +215,10 @@ class LayerNormalization(_Normalization):
         rngs=None,
     ):
         super().__init__(name=name)
-        self._configure(
-            axis,
-            epsilon,
-            center,
-            scale,
-            (beta_initializer, gamma_initializer),
-            (beta_regularizer, gamma_regularizer),
-            (beta_constraint, gamma_constraint),
-        )
+        self._configure(axis, epsilon, center, scale)
+        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+        self.beta_regularizer, self.gamma_regularizer = beta_regularizer, gamma_regularizer
+        self.beta_constraint, self.gamma_constraint = beta_constraint, gamma_constraint
         self._init_build(input_shape, rngs)
 
     def build(self, input_shape: Shape, rngs) -> None:

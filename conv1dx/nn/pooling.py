@@ -19,11 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from conv1dx.nn import arguments
 from conv1dx.nn.conv_ops import downsample_mask
 from conv1dx.nn.layer import Layer, Shape
 
 _PADDINGS = ("valid", "same")
-_DATA_FORMATS = ("channels_last", "channels_first")
 _MAX_UNROLLED_POOL = 16  # longer windows use lax.reduce_window
 
 
@@ -125,24 +125,6 @@ def pool1d(
     return pooled / jnp.asarray(counts.reshape(counts_shape), x.dtype)
 
 
-def _check_data_format(layer: str, data_format: str) -> str:
-    if data_format not in _DATA_FORMATS:
-        raise ValueError(
-            f"{layer}: data_format must be 'channels_last' (batch, steps, features) or "
-            f"'channels_first' (batch, features, steps), got {data_format!r}."
-        )
-    return data_format
-
-
-def _as_int(layer: str, argument: str, value) -> int:
-    """A positive int from an int or a 1-tuple (Keras accepts both for 1D layers)."""
-    if isinstance(value, (tuple, list)) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{layer}: {argument} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
 # -- windowed pooling ------------------------------------------------------------------------------
 class _Pooling1D(Layer):
     """Shared arguments and shape logic of MaxPooling1D and AveragePooling1D."""
@@ -162,23 +144,25 @@ class _Pooling1D(Layer):
     ):
         super().__init__(name=name)
         layer = type(self).__name__
-        self.pool_size = _as_int(layer, "pool_size", pool_size)
-        self.strides = self.pool_size if strides is None else _as_int(layer, "strides", strides)
+        self.pool_size = arguments.positive_int(layer, "pool_size", pool_size)
+        self.strides = (
+            self.pool_size if strides is None else arguments.positive_int(layer, "strides", strides)
+        )
         padding = padding.lower() if isinstance(padding, str) else padding
         if padding not in _PADDINGS:
             raise ValueError(f"{layer}: padding must be 'valid' or 'same', got {padding!r}.")
         self.padding = padding
-        self.data_format = _check_data_format(layer, data_format)
+        self.data_format = arguments.data_format(layer, data_format)
         self._init_build(input_shape, rngs)
 
     @property
     def _steps_axis(self) -> int:
-        """Index of the steps axis in a shape without the batch axis."""
-        return 0 if self.data_format == "channels_last" else 1
+        """Index of the steps axis in an array with the batch axis (shapes without it: minus 1)."""
+        return 1 if self.data_format == "channels_last" else 2
 
     def check_input_shape(self, input_shape: Shape) -> None:
         super().check_input_shape(input_shape)
-        steps = input_shape[self._steps_axis]
+        steps = input_shape[self._steps_axis - 1]
         if self.padding == "valid" and steps is not None and steps < self.pool_size:
             raise ValueError(
                 f"{type(self).__name__}: the input has {steps} steps, fewer than pool_size="
@@ -187,7 +171,7 @@ class _Pooling1D(Layer):
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         shape = list(input_shape)
-        axis = self._steps_axis
+        axis = self._steps_axis - 1
         shape[axis] = pool_output_length(shape[axis], self.pool_size, self.strides, self.padding)
         return tuple(shape)
 
@@ -202,7 +186,7 @@ class _Pooling1D(Layer):
 
     def forward(self, x: jax.Array, *, mask, training, rngs) -> jax.Array:
         return pool1d(
-            x, self.pool_size, self.strides, self.padding, self._kind, self._steps_axis + 1
+            x, self.pool_size, self.strides, self.padding, self._kind, self._steps_axis
         )
 
 
@@ -239,7 +223,7 @@ class _GlobalPooling1D(Layer):
         rngs=None,
     ):
         super().__init__(name=name)
-        self.data_format = _check_data_format(type(self).__name__, data_format)
+        self.data_format = arguments.data_format(type(self).__name__, data_format)
         self.keepdims = bool(keepdims)
         self._init_build(input_shape, rngs)
 

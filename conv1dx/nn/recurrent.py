@@ -1,21 +1,20 @@
 """Shared base of the recurrent layers (GRU, LSTM): Keras' RNN arguments, calling, shapes and masks.
 
 A subclass sets `gates` (3 for GRU, 4 for LSTM) and `state_size` (number of state tensors),
-creates `kernel (C, gates*U)`, `recurrent_kernel (U, gates*U)` and `bias` in `build`, and returns
-its one-step cell from `make_cell`. This class projects all input steps outside the time loop
-(one `proj_TxBxU` per gate), samples the dropout masks once per call (Keras: the same mask at every
-step) and runs the recurrence with `conv1dx.nn.rnn_scan.scan_rnn`.
+creates `kernel (C, gates*U)` and `recurrent_kernel (U, gates*U)` with `build_kernels` and its
+`bias` in `build`, and returns its one-step cell from `make_cell`. This class projects all input
+steps outside the time loop (one `proj_TxBxU` per gate), samples the dropout masks once per call
+(Keras: the same mask at every step) and runs the recurrence with `conv1dx.nn.rnn_scan.scan_rnn`.
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 
-from conv1dx.nn import activations, constraints, initializers, regularizers
+from conv1dx.nn import activations, arguments, constraints, initializers, regularizers
 from conv1dx.nn.layer import Layer, Shape, rng_key
 from conv1dx.nn.rnn_scan import State, dropout_keep_mask, resolve_mask, scan_rnn
 
@@ -28,25 +27,11 @@ _CONFIG_KEYS = (
 )
 
 
-def _check_rate(who: str, name: str, rate) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
-        raise ValueError(f"{who}: {name} must be a fraction in [0, 1), got {rate!r}.")
-    return float(rate)
-
-
-def _is_positive_int(value) -> bool:
-    try:
-        return not isinstance(value, bool) and int(value) == value and int(value) >= 1
-    except (TypeError, ValueError):
-        return False
-
-
 def _check_unroll(who: str, unroll) -> int | bool:
+    """`lax.scan`'s unroll: True unrolls fully, an int >= 1 that many steps (1: a plain loop)."""
     if unroll is True or unroll is False:
-        return True if unroll else 1  # lax.scan: True unrolls fully, 1 is a plain loop
-    if not _is_positive_int(unroll):
-        raise ValueError(f"{who}: unroll must be a bool or an integer >= 1, got {unroll!r}.")
-    return int(unroll)
+        return True if unroll else 1
+    return arguments.positive_int(who, "unroll (a bool or an int)", unroll)
 
 
 class Recurrent(Layer):
@@ -69,9 +54,7 @@ class Recurrent(Layer):
     ):
         super().__init__(activity_regularizer=activity_regularizer, name=name)
         who = type(self).__name__
-        if not _is_positive_int(units):
-            raise ValueError(f"{who}: units must be a positive integer, got {units!r}.")
-        self.units = int(units)
+        self.units = arguments.positive_int(who, "units", units)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.use_bias = bool(use_bias)
@@ -86,8 +69,8 @@ class Recurrent(Layer):
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.recurrent_constraint = constraints.get(recurrent_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
-        self.dropout = _check_rate(who, "dropout", dropout)
-        self.recurrent_dropout = _check_rate(who, "recurrent_dropout", recurrent_dropout)
+        self.dropout = arguments.dropout_rate(who, "dropout", dropout)
+        self.recurrent_dropout = arguments.dropout_rate(who, "recurrent_dropout", recurrent_dropout)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
@@ -124,7 +107,15 @@ class Recurrent(Layer):
             return (output_mask, *((None,) * self.state_size))
         return output_mask
 
-    # -- subclass hooks -----------------------------------------------------------------------
+    # -- weights and subclass hooks -----------------------------------------------------------
+    def build_kernels(self, input_shape: Shape, rngs) -> None:
+        """`kernel (C, gates*U)` and `recurrent_kernel (U, gates*U)`; the subclass adds `bias`."""
+        width = self.gates * self.units
+        self.add_configured_weight("kernel", (input_shape[-1], width), rngs)
+        self.add_configured_weight(
+            "recurrent_kernel", (self.units, width), rngs, prefix="recurrent"
+        )
+
     def input_bias(self) -> jax.Array | None:
         """Bias added to the input projections, `(gates * U,)`, or None."""
         return self.bias[...] if self.use_bias else None
@@ -151,7 +142,7 @@ class Recurrent(Layer):
         y = self.forward(x, mask=mask, training=training, rngs=rngs, initial_state=initial_state)
         if self.activity_regularizer is not None:
             outputs = y if isinstance(y, tuple) else (y,)
-            penalty = sum(self.activity_regularizer(o) for o in outputs) / x.shape[0]
+            penalty = sum(self.activity_regularizer(o) for o in outputs)
             self.activity_loss[...] = jnp.asarray(penalty, jnp.float32)
         return y
 

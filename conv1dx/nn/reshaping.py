@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from conv1dx.nn import activations
+from conv1dx.nn import activations, arguments
 from conv1dx.nn.layer import Layer, Shape
 
 
@@ -25,15 +25,6 @@ def _pair(layer: str, argument: str, value) -> tuple[int, int]:
             f"got {value!r}."
         )
     return int(pair[0]), int(pair[1])
-
-
-def _check_data_format(layer: str, data_format: str) -> str:
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            f"{layer}: data_format must be 'channels_last' or 'channels_first', "
-            f"got {data_format!r}."
-        )
-    return data_format
 
 
 class Activation(Layer):
@@ -64,7 +55,7 @@ class Flatten(Layer):
         self, data_format: str = "channels_last", *, input_shape=None, name=None, rngs=None
     ):
         super().__init__(name=name)
-        self.data_format = _check_data_format("Flatten", data_format)
+        self.data_format = arguments.data_format("Flatten", data_format)
         self._init_build(input_shape, rngs)
 
     def check_input_shape(self, input_shape: Shape) -> None:
@@ -167,7 +158,7 @@ class ZeroPadding1D(_StepsLayer):
     ):
         super().__init__(name=name)
         self.padding = _pair("ZeroPadding1D", "padding", padding)
-        self.data_format = _check_data_format("ZeroPadding1D", data_format)
+        self.data_format = arguments.data_format("ZeroPadding1D", data_format)
         self._init_build(input_shape, rngs)
 
     def _steps(self, steps):
@@ -221,9 +212,7 @@ class UpSampling1D(_StepsLayer):
 
     def __init__(self, size: int = 2, *, input_shape=None, name: str | None = None, rngs=None):
         super().__init__(name=name)
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
-            raise ValueError(f"UpSampling1D: size must be a positive integer, got {size!r}.")
-        self.size = int(size)
+        self.size = arguments.positive_int("UpSampling1D", "size", size)
         self._init_build(input_shape, rngs)
 
     def _steps(self, steps):

@@ -23,7 +23,10 @@ def count_params(module: nnx.Module, trainable: bool | None = None) -> int:
     return _size(nnx.state(module, kind))
 
 
-def _format_shape(shape: Shape) -> str:
+def _format_shape(shape) -> str:
+    """`(None, 5, 3)` for one output shape (batch axis first), a list for several (a tuple output)."""
+    if shape and all(isinstance(s, tuple) for s in shape):
+        return "[" + ", ".join(_format_shape(s) for s in shape) + "]"
     return "(" + ", ".join("None" if d is None else str(d) for d in (None, *shape)) + ")"
 
 

@@ -89,8 +89,9 @@ def train_step(config: StepConfig, state: TrainState, batch: dict, valid_B: jax.
     def objective(params, rest):
         model = nnx.merge(config.graphdef, params, rest, copy=True)
         outputs = model(batch["x"], mask=batch.get("mask"), training=True, rngs=key)
+        # Keras: sum of weighted losses over the number of (real) examples in the batch.
         data_loss = jnp.sum(config.loss(outputs, batch["y"]) * weights_B) / jnp.maximum(
-            jnp.sum(weights_B), 1e-9)
+            jnp.sum(valid_B), 1.0)
         total = data_loss + nn.regularization_loss(model)
         rest = nnx.state(model, nnx.Not(nnx.Param))
         return total, (outputs, rest)
@@ -142,9 +143,9 @@ def evaluate(config: StepConfig, state: TrainState, data: dict, *, num_examples:
         batch = _constrain(config, config.fetch(data, idx_B))
         model = nnx.merge(config.graphdef, *model_state)
         outputs = model(batch["x"], mask=batch.get("mask"), training=False)
-        weights_B = _weights(config, batch, valid_B)
-        loss = jnp.sum(config.loss(outputs, batch["y"]) * weights_B) / jnp.maximum(
-            jnp.sum(weights_B), 1e-9) + nn.regularization_loss(model)
+        # Class weights shape training only (as in Keras' fit); evaluation losses are plain means.
+        loss = jnp.sum(config.loss(outputs, batch["y"]) * valid_B) / jnp.maximum(
+            jnp.sum(valid_B), 1.0) + nn.regularization_loss(model)
         count = jnp.sum(valid_B)
         sums = {"loss": loss * count, "count": count,
                 **config.metrics.batch_sums(outputs, batch["y"], valid_B, confusion=confusion)}
