@@ -329,3 +329,20 @@ def test_same_padding_of_stride_1_needs_no_length(k, d):
         assert conv_ops.padding_amounts(None, k, "same", 1, d) == want
     with pytest.raises(ValueError, match="stride 2 > 1 depends on the sequence length"):
         conv_ops.padding_amounts(None, k, "same", 2, 1)
+
+
+@pytest.mark.parametrize("k,s,d,p,length", [
+    (10, 1, 1, "valid", 11), (9, 1, 1, "valid", 20), (5, 2, 1, "same", 9), (3, 3, 1, "causal", 8),
+    (4, 1, 3, "causal", 8), (7, 1, 2, "same", 6), (6, 2, 1, "valid", 13),
+])
+def test_short_output_input_gradient_matches_xla_autodiff(k, s, d, p, length):
+    """Outputs no longer than twice the kernel take the matmul-and-shifted-adds input gradient."""
+    rng = np.random.default_rng(11)
+    x = jnp.asarray(rng.normal(size=(3, length, 4)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(k, 4, 5)), jnp.float32)
+    y = _xla_conv(x, kernel, s, p, d, 1)
+    assert y.shape[1] <= 2 * k
+    dy = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    ours = jax.grad(lambda x: jnp.sum(conv_ops.conv1d(x, kernel, stride=s, padding=p, dilation=d) * dy))(x)
+    xla = jax.grad(lambda x: jnp.sum(_xla_conv(x, kernel, s, p, d, 1) * dy))(x)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(xla), rtol=1e-4, atol=1e-4)
