@@ -1,6 +1,6 @@
 """Which lowering of Conv1D trains fastest on this machine, for the convolutions of the seed models?
 
-Times one training step (forward + backward + SGD update) of a single Conv1D + ReLU, run 8 times inside a
+Times one training step (forward, input and kernel gradients, SGD update) of a single Conv1D + ReLU, run 8 times inside a
 jitted `lax.scan` exactly as conv1dx's compiled epoch runs it, for:
   xla      - XLA's convolution, backward passes written as forward convolutions (conv_ops.conv1d)
   patches  - explicit patches times kernel matmul (conv_ops.conv1d_patches)
@@ -32,7 +32,7 @@ SHAPES = [
     ("wisdm", "conv1d", 400, 80, 3, 100, 10),
     ("wisdm", "conv1d_1", 400, 71, 100, 100, 10),
     ("wisdm", "conv1d_2", 400, 20, 100, 160, 10),
-    ("wisdm", "conv1d_3", 400, 11, 160, 160, 10),
+    ("wisdm", "conv1d_3", 400, 11, 160, 160, 10),  # output of 2 steps: the short-output input gradient
     ("jena", "conv1d", 128, 240, 14, 32, 5),
     ("jena", "conv1d_1", 128, 78, 32, 32, 5),
 ]
@@ -54,7 +54,8 @@ def make_epoch(conv, steps):
         return jnp.sum(jax.nn.relu(conv(x, kernel)) ** 2) * 1e-6
 
     def body(kernel, x):
-        return kernel - 1e-3 * jax.grad(loss)(kernel, x), None
+        grad_kernel, grad_x = jax.grad(loss, argnums=(0, 1))(kernel, x)  # both, as inside a network
+        return kernel - 1e-3 * grad_kernel, jnp.sum(grad_x)
 
     return jax.jit(lambda kernel, xs: lax.scan(body, kernel, xs)[0]), steps
 
