@@ -10,7 +10,6 @@ import csv
 import json
 from pathlib import Path
 
-from tensorboardX import SummaryWriter
 
 
 class MetricLog:
@@ -19,7 +18,11 @@ class MetricLog:
         self.csv = run_dir / "metrics.csv"
         self.rows: list[dict] = []
         self._columns: list[str] | None = None
-        self._writer = SummaryWriter(str(run_dir / "tensorboard")) if tensorboard else None
+        self._writer = None
+        if tensorboard:  # imported only when used: tensorboardX imports torch when torch is installed
+            from tensorboardX import SummaryWriter
+
+            self._writer = SummaryWriter(str(run_dir / "tensorboard"))
 
     def resume(self, epochs_done: int) -> None:
         """Reload the rows of epochs 1..epochs_done, dropping any written after the checkpoint."""

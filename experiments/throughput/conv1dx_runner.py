@@ -1,0 +1,52 @@
+"""conv1dx's side of the benchmark: the compiled epoch `conv1dx.train.train` runs, on random data.
+
+`Conv1dxRunner(workload)` gets its run from `conv1dx.train.session.prepare` (through
+`workload.prepare_session`), the same function `train()` starts with, so the data placement, model,
+optimizer, data parallelism and the compiled epoch (`replicas.compile_epoch`) are the training
+run's. `run(repeats)` then calls that epoch `repeats` times as the engine's epoch loop does (keys
+folded with the epoch number, all replicas active, metric sums fetched to the host after each
+epoch). Validation, checkpoints and logs are left out: they are not part of the steady-state
+training step.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from conv1dx.train import replicas as rep
+from experiments.throughput.workload import prepare_session
+
+
+class Conv1dxRunner:
+    """Runs `repeats` training epochs of `workload["steps"]` batches; see the module docstring."""
+
+    def __init__(self, workload: dict):
+        self.session = prepare_session(workload["experiment"], workload["overrides"],
+                                       workload["steps"])
+        trainer = self.session.cfg.trainer
+        self.states = self.session.states
+        self.keys = [jax.random.key(seed) for seed in self.session.seeds]
+        self.active = jnp.asarray(np.ones(len(self.keys), bool))
+        self.examples_per_epoch = (int(trainer.steps_per_epoch) * int(trainer.batch_size)
+                                   * len(self.keys))
+        self.epoch = 0
+
+    def run(self, repeats: int) -> int:
+        """Train `repeats` epochs; returns the number of examples trained on (summed over seeds)."""
+        train_data = self.session.data.splits["train"].data
+        for _ in range(repeats):
+            self.epoch += 1
+            epoch_keys = rep.stack([jax.random.fold_in(key, self.epoch) for key in self.keys])
+            self.states, sums = self.session.epoch_fn(self.states, train_data, epoch_keys,
+                                                      self.active)
+            jax.device_get(sums)
+        jax.block_until_ready(self.states)
+        return repeats * self.examples_per_epoch
+
+    def info(self) -> dict:
+        return {"version": version("conv1dx"), "jax": jax.__version__,
+                "devices": [str(d) for d in jax.devices()]}
