@@ -141,8 +141,8 @@ def _input_gradient(dy_BxOxF, kernel_KxCgxF, length, stride, pads, dilation, gro
     """dx = the transposed convolution of dy, cropped back to the unpadded input: `dx_BxTxC`.
 
     When the output is short next to the kernel (O <= 2K), XLA's transposed convolution pads dy by more
-    than its own length and ran up to 23x slower on CPU than a matmul followed by K shifted adds (WISDM's
-    last convolution: 54 ms against 2.4 ms; experiments/conv_lowering), so that case uses the matmul.
+    than its own length and was over 20x slower on CPU than a matmul followed by K shifted adds (WISDM's
+    last convolution, measured during development), so that case uses the matmul.
     """
     if groups == 1 and dy_BxOxF.shape[1] <= 2 * kernel_KxCgxF.shape[0]:
         return _input_gradient_matmul(dy_BxOxF, kernel_KxCgxF, length, stride, pads, dilation)
