@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from conv1dx.nn.dropout import keep_mask
 
 State = tuple[jax.Array, ...]
 Cell = Callable[[tuple[jax.Array, ...], State], State]
@@ -50,7 +51,7 @@ def resolve_mask(x_BxTxC, mask=None, lengths=None, *, who: str = "RNN") -> jax.A
 
 def dropout_keep_mask(key: jax.Array, rate: float, shape: tuple[int, ...], dtype=jnp.float32):
     """Inverted-dropout multiplier of `shape`: 0 with probability `rate`, else 1 / (1 - rate)."""
-    keep = jax.random.bernoulli(key, 1.0 - rate, shape)
+    keep = keep_mask(key, rate, shape)
     return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
 
 
