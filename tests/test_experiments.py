@@ -63,6 +63,9 @@ def test_experiment_trains_one_epoch(name, tmp_path):
     report = train(compose_config(overrides))
     assert report["epochs_run"] == 1
     assert report["per_seed"], report
+    if name.startswith("jena"):  # the common-sense baseline sits next to the model's MAE
+        assert report["val_baseline_mae"] > 0 and report["test_baseline_mae_physical"] > 0
+        assert "test_mae_physical" in report
 
 
 def _model(name, input_shape, **facts):

@@ -7,7 +7,7 @@ import math
 import jax
 from flax import nnx
 
-from conv1dx.nn.layer import Layer, Shape, as_shape
+from conv1dx.nn.layer import Layer, as_shape
 from conv1dx.nn.sequential import snake_case
 
 

@@ -153,8 +153,3 @@ def evaluate(config: StepConfig, state: TrainState, data: dict, *, num_examples:
 
     _, sums_S = jax.lax.scan(body, None, (idx_SxB, valid_SxB))
     return jax.tree.map(lambda s: jnp.sum(s, axis=0), sums_S)
-
-
-def predict(graphdef, state: TrainState, x, *, mask=None) -> jax.Array:
-    """Model outputs for a batch in inference mode."""
-    return nnx.merge(graphdef, state.params, state.rest)(x, mask=mask, training=False)
