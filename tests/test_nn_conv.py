@@ -346,3 +346,21 @@ def test_short_output_input_gradient_matches_xla_autodiff(k, s, d, p, length):
     ours = jax.grad(lambda x: jnp.sum(conv_ops.conv1d(x, kernel, stride=s, padding=p, dilation=d) * dy))(x)
     xla = jax.grad(lambda x: jnp.sum(_xla_conv(x, kernel, s, p, d, 1) * dy))(x)
     np.testing.assert_allclose(np.asarray(ours), np.asarray(xla), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("form", ["transposing_x", "transposing_dy"])
+@pytest.mark.parametrize("k,s,d,p,length", [
+    (1, 1, 1, "valid", 5), (3, 1, 1, "valid", 11), (4, 2, 1, "same", 13), (3, 3, 2, "causal", 17),
+    (5, 1, 3, "same", 9), (2, 2, 2, "valid", 12), (7, 1, 1, "same", 7), (3, 2, 1, "causal", 4),
+])
+def test_both_kernel_gradient_forms_match_xla_autodiff(form, k, s, d, p, length):
+    """Either operand may be the transposed one; both give XLA's kernel gradient."""
+    rng = np.random.default_rng(13)
+    x = jnp.asarray(rng.normal(size=(3, length, 4)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(k, 4, 5)), jnp.float32)
+    y = _xla_conv(x, kernel, s, p, d, 1)
+    dy = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    pads = conv_ops.padding_amounts(length, k, p, s, d)
+    ours = getattr(conv_ops, f"_kernel_gradient_{form}")(dy, x, k, s, pads, d)
+    xla = jax.grad(lambda w: jnp.sum(_xla_conv(x, w, s, p, d, 1) * dy))(kernel)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(xla), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,88 @@
+"""Which operand should the convolution kernel gradient transpose: x or dy?
+
+`conv_ops._kernel_gradient` computes dkernel as one forward convolution that contracts over batch
+and time, which needs the batch innermost in one operand: either x is transposed to (C, T, B)
+(`_kernel_gradient_transposing_x`) or dy is, with the batch folded into time
+(`_kernel_gradient_transposing_dy`). The library transposes the smaller one (dy when F < C).
+
+This study trains each seed model's real compiled epoch (experiments/throughput's runner: the
+epoch `conv1dx.train.train` runs, on random data of the seed shapes) three times in one process,
+with the kernel gradient forced to each form and with the library's rule, and reports
+examples/second per form, best and median of interleaved rounds:
+
+    python -m experiments.conv_lowering.kernel_gradient --rounds 5
+    python -m experiments.conv_lowering.kernel_gradient --models imdb,wisdm --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import time
+
+from conv1dx.nn import conv_ops
+
+FORMS = {
+    "transposing_x": lambda dy, x, k, s, pads, d, groups: (
+        conv_ops._kernel_gradient_transposing_x(dy, x, k, s, pads, d) if groups == 1
+        else conv_ops._kernel_gradient_grouped(dy, x, k, s, pads, d, groups)),
+    "transposing_dy": lambda dy, x, k, s, pads, d, groups: (
+        conv_ops._kernel_gradient_transposing_dy(dy, x, k, s, pads, d) if groups == 1
+        else conv_ops._kernel_gradient_grouped(dy, x, k, s, pads, d, groups)),
+    "library rule": conv_ops._kernel_gradient,
+}
+SEED_MODELS = ("imdb", "har", "wisdm", "jena_convnet", "jena_conv_gru")
+
+
+def _runner_with(form: str, model: str, steps: int):
+    """A prepared and compiled epoch whose kernel gradients use `form` (traced while patched)."""
+    from experiments.throughput.conv1dx_runner import Conv1dxRunner
+
+    library = conv_ops._kernel_gradient
+    conv_ops._kernel_gradient = FORMS[form]
+    try:
+        runner = Conv1dxRunner({"experiment": model, "overrides": [], "steps": steps})
+        runner.run(2)  # traces and compiles with the patched function
+    finally:
+        conv_ops._kernel_gradient = library
+    return runner
+
+
+def measure(model: str, rounds: int, steps: int, epochs: int) -> dict[str, list[float]]:
+    """examples/s per form and round (rounds interleaved over the forms)."""
+    runners = {form: _runner_with(form, model, steps) for form in FORMS}
+    rates = {form: [] for form in FORMS}
+    for _ in range(rounds):
+        for form, runner in runners.items():
+            start = time.perf_counter()
+            examples = runner.run(epochs)
+            rates[form].append(examples / (time.perf_counter() - start))
+    return rates
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(SEED_MODELS))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20, help="batches per epoch")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per timed block")
+    args = parser.parse_args(argv)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    print(f"Command: python -m experiments.conv_lowering.kernel_gradient --models {args.models} "
+          f"--rounds {args.rounds} --steps {args.steps} --epochs {args.epochs}")
+    print(f"Commit {commit}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"load average {os.getloadavg()} at start")
+    print("\n| model | form | examples/s best | median |\n|---|---|---:|---:|")
+    for model in args.models.split(","):
+        for form, values in measure(model, args.rounds, args.steps, args.epochs).items():
+            print(f"| {model} | {form} | {max(values):,.0f} | {statistics.median(values):,.0f} |",
+                  flush=True)
+    print(f"\nload average {os.getloadavg()} at end")
+
+
+if __name__ == "__main__":
+    main()
