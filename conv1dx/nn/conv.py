@@ -12,7 +12,7 @@ import jax
 
 from conv1dx.nn import activations, arguments
 from conv1dx.nn import conv_ops as ops
-from conv1dx.nn.layer import Layer, Shape
+from conv1dx.nn.layer import Layer, Shape, add_bias
 
 
 class ConvBase(Layer):
@@ -109,7 +109,7 @@ class ConvBase(Layer):
 
     def _finish(self, y_BxOxF: jax.Array) -> jax.Array:
         if self.use_bias:
-            y_BxOxF = y_BxOxF + self.bias[...]
+            y_BxOxF = add_bias(y_BxOxF, self.bias[...])
         return ops.from_channels_last(self.activation(y_BxOxF), self.data_format)
 
 

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from conv1dx.nn import activations, arguments
-from conv1dx.nn.layer import Layer, Shape
+from conv1dx.nn.layer import Layer, Shape, add_bias
 
 
 class Dense(Layer):
@@ -66,5 +66,5 @@ class Dense(Layer):
     def forward(self, x: jax.Array, *, mask, training, rngs) -> jax.Array:
         y = jnp.matmul(x, self.kernel[...])
         if self.use_bias:
-            y = y + self.bias[...]
+            y = add_bias(y, self.bias[...])
         return self.activation(y)

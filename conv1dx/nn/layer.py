@@ -53,6 +53,19 @@ def rng_key(rngs, stream: str = "dropout") -> jax.Array:
     return rngs
 
 
+def add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
+    """`y + bias` with `bias` broadcast over y's leading axes (e.g. `y_BxTxF + bias_F`).
+
+    The same values, but the bias is broadcast in (at least) float32 and only then cast to the
+    sum's dtype, so its gradient, a sum over every broadcast position, accumulates in float32 when
+    y and bias are bfloat16 (XLA's CPU reduction of a bfloat16 array accumulates in bfloat16: the
+    gradient of a bfloat16 bias broadcast over 4,000 positions came out as 2,048).
+    """
+    dtype = jnp.result_type(y, bias)
+    broadcast = jnp.broadcast_to(bias.astype(jnp.promote_types(dtype, jnp.float32)), y.shape)
+    return y.astype(dtype) + broadcast.astype(dtype)
+
+
 class Layer(nnx.Module):
     """Base class: subclasses set their configuration, then call `self._init_build(input_shape, rngs)`.
 

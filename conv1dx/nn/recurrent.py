@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from conv1dx.nn import activations, arguments, constraints, initializers, regularizers
-from conv1dx.nn.layer import Layer, Shape, rng_key
+from conv1dx.nn.layer import Layer, Shape, add_bias, rng_key
 from conv1dx.nn.rnn_scan import State, dropout_keep_mask, resolve_mask, scan_rnn
 
 _CONFIG_KEYS = (
@@ -176,7 +176,7 @@ class Recurrent(Layer):
             x_k = x_TxBxC if input_mask is None or input_mask.ndim == 2 else x_TxBxC * input_mask[k]
             proj_TxBxU = x_k @ kernel_CxG[:, k * units:(k + 1) * units]
             if bias_G is not None:
-                proj_TxBxU = proj_TxBxU + bias_G[k * units:(k + 1) * units]
+                proj_TxBxU = add_bias(proj_TxBxU, bias_G[k * units:(k + 1) * units])
             projections.append(proj_TxBxU)
         return tuple(projections)
 

@@ -10,10 +10,12 @@ import difflib
 
 from omegaconf import DictConfig, OmegaConf
 
+from conv1dx.train.precision import COMPUTE_DTYPES
+
 TRAINER_KEYS = {
     "epochs", "batch_size", "eval_batch_size", "seeds", "validation_split", "steps_per_epoch",
     "early_stopping", "reduce_lr_on_plateau", "class_weight", "resume", "checkpoint", "data_parallel",
-    "replica_strategy",
+    "replica_strategy", "compute_dtype",
 }
 REQUIRED = ("seed", "dataset", "model", "optimizer", "trainer", "logger", "paths")
 
@@ -53,6 +55,9 @@ def check_config(cfg: DictConfig) -> None:
     _positive_int("trainer.steps_per_epoch", trainer.steps_per_epoch, allow_none=True)
     if trainer.replica_strategy not in ("auto", "vmap", "map"):
         raise ConfigError(f"trainer.replica_strategy must be auto, vmap or map, got {trainer.replica_strategy!r}.")
+    if trainer.compute_dtype not in COMPUTE_DTYPES:
+        raise ConfigError(f"trainer.compute_dtype must be {' or '.join(COMPUTE_DTYPES)}, got "
+                          f"{trainer.compute_dtype!r}; e.g. trainer.compute_dtype=bfloat16.")
     checkpoint = trainer.checkpoint
     _unknown("trainer.checkpoint", checkpoint.keys(), {"every", "every_seconds", "max_to_keep"})
     _positive_int("trainer.checkpoint.every", checkpoint.every, allow_none=True)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from conv1dx import nn
+from conv1dx.train import precision
 from conv1dx.train import replicas as rep
 from conv1dx.train.data_source import TrainingData
 from conv1dx.train.facts import dataset_facts
@@ -126,7 +127,8 @@ def prepare(cfg: DictConfig) -> Session:
                              metrics=data.metrics, fetch=data.fetch,
                              class_weights=class_weights(trainer.class_weight, data),
                              constrained=nn.has_constraints(merge_model(graphdef, rep.unstack(states, 0))),
-                             batch_sharding=parallel.batch_sharding)
+                             batch_sharding=parallel.batch_sharding,
+                             compute_dtype=precision.compute_dtype(trainer.compute_dtype))
     train_split = data.splits["train"]
     epoch_fn = rep.compile_epoch(step_config, len(seeds), num_examples=train_split.num_examples,
                                  batch_size=trainer.batch_size, steps_per_epoch=trainer.steps_per_epoch,

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
 from conv1dx import nn
+from conv1dx.train import precision
 from conv1dx.train.state import TrainState
 
 Fetch = Callable[[dict, jax.Array], dict]
@@ -55,7 +57,11 @@ def batch_plan(key: jax.Array | None, num_examples: int, batch_size: int,
 
 @dataclass(frozen=True)
 class StepConfig:
-    """What the compiled functions close over: all static, none derived from traced values."""
+    """What the compiled functions close over: all static, none derived from traced values.
+
+    `compute_dtype`: the dtype the model's forward pass runs in (`precision`); weights, optimizer
+    state, loss and metrics stay float32.
+    """
 
     graphdef: object
     tx: optax.GradientTransformation
@@ -65,6 +71,7 @@ class StepConfig:
     class_weights: tuple[float, ...] | None = None
     constrained: bool = False
     batch_sharding: object = None
+    compute_dtype: np.dtype = np.dtype(np.float32)
 
 
 def _weights(config: StepConfig, batch: dict, valid_B: jax.Array) -> jax.Array:
@@ -87,12 +94,12 @@ def train_step(config: StepConfig, state: TrainState, batch: dict, valid_B: jax.
     weights_B = _weights(config, batch, valid_B)
 
     def objective(params, rest):
-        model = nnx.merge(config.graphdef, params, rest, copy=True)
-        outputs = model(batch["x"], mask=batch.get("mask"), training=True, rngs=key)
+        outputs, model = precision.apply_model(config.graphdef, params, rest, batch,
+                                               config.compute_dtype, training=True, rngs=key)
         # Keras: sum of weighted losses over the number of (real) examples in the batch.
         data_loss = jnp.sum(config.loss(outputs, batch["y"]) * weights_B) / jnp.maximum(
             jnp.sum(valid_B), 1.0)
-        total = data_loss + nn.regularization_loss(model)
+        total = data_loss + precision.regularization_loss(config.graphdef, params, model)
         rest = nnx.state(model, nnx.Not(nnx.Param))
         return total, (outputs, rest)
 
@@ -136,16 +143,17 @@ def evaluate(config: StepConfig, state: TrainState, data: dict, *, num_examples:
              batch_size: int, confusion: bool = False) -> dict:
     """Metric sums over a split (natural order, no dropout), as one `lax.scan`."""
     idx_SxB, valid_SxB = batch_plan(None, num_examples, batch_size)
-    model_state = (state.params, state.rest)
+    compute_params = precision.cast_floating(state.params, config.compute_dtype)  # once per split
 
     def body(carry, inputs):
         idx_B, valid_B = inputs
         batch = _constrain(config, config.fetch(data, idx_B))
-        model = nnx.merge(config.graphdef, *model_state)
-        outputs = model(batch["x"], mask=batch.get("mask"), training=False)
+        outputs, model = precision.apply_model(config.graphdef, compute_params, state.rest, batch,
+                                               config.compute_dtype, training=False)
         # Class weights shape training only (as in Keras' fit); evaluation losses are plain means.
+        penalty = precision.regularization_loss(config.graphdef, state.params, model)
         loss = jnp.sum(config.loss(outputs, batch["y"]) * valid_B) / jnp.maximum(
-            jnp.sum(valid_B), 1.0) + nn.regularization_loss(model)
+            jnp.sum(valid_B), 1.0) + penalty
         count = jnp.sum(valid_B)
         sums = {"loss": loss * count, "count": count,
                 **config.metrics.batch_sums(outputs, batch["y"], valid_B, confusion=confusion)}
