@@ -114,3 +114,30 @@ def test_rank_and_rngs_errors():
         Embedding(10, 3, rngs=nnx.Rngs(0))(np.zeros((2, 5, 1), np.int32))
     with pytest.raises(ValueError, match="rngs"):
         Embedding(10, 3)(IDS_BxT)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_lookup_rows_nan_for_bad_ids_and_scatter_gradient(dtype):
+    from conv1dx.nn.lookup import lookup
+
+    rng = np.random.default_rng(3)
+    table = rng.normal(size=(7, 4)).astype(np.float32)
+    ids = np.array([[0, 6, 7, -1, 3], [3, 3, -7, 100, 0]])
+    weights = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    rows = np.asarray(jax.jit(lookup)(jnp.asarray(table, dtype), jnp.asarray(ids)), np.float32)
+    good = (ids >= 0) & (ids < 7)
+    np.testing.assert_array_equal(rows[good], np.asarray(jnp.asarray(table, dtype), np.float32)[ids[good]])
+    assert np.isnan(rows[~good]).all()
+
+    grad = jax.jit(jax.grad(lambda t: jnp.sum(jnp.where(
+        jnp.asarray(good)[..., None], lookup(t, jnp.asarray(ids)) * weights, 0.0))))(
+        jnp.asarray(table, dtype))
+    want, magnitude = np.zeros_like(table), np.zeros_like(table)
+    for (b, t), i in np.ndenumerate(ids):  # d/d table[i] of sum w * table[ids] = sum of w over i's
+        if good[b, t]:
+            want[i] += weights[b, t]
+            magnitude[i] += np.abs(weights[b, t])
+    assert grad.dtype == dtype
+    # bfloat16 rounds each cotangent and each partial sum (relative 2**-9 each, 3 terms at most).
+    tolerance = 4 * 2.0**-9 * magnitude if dtype == jnp.bfloat16 else 1e-6 * magnitude
+    assert np.all(np.abs(np.asarray(grad, np.float32) - want) <= tolerance + 1e-7)

@@ -6,6 +6,7 @@ import numpy as np
 
 from conv1dx.nn import arguments
 from conv1dx.nn.layer import Layer, Shape, is_traced
+from conv1dx.nn.lookup import lookup
 
 
 class Embedding(Layer):
@@ -86,12 +87,9 @@ class Embedding(Layer):
                     f"[0, {self.input_dim}): {np.unique(bad)[:10].tolist()}; increase input_dim or "
                     "fix the vocabulary."
                 )
-        # Negative ids would wrap: send them past the end, where they read NaN like too-large ids.
-        ids_BxT = jnp.where(ids_BxT < 0, self.input_dim, ids_BxT)
         # Look up in (at least) float32 and cast the rows, as Keras' mixed precision does: the
         # table's gradient, summed over every occurrence of a token, then accumulates in float32
         # (a bfloat16 table would saturate: 1,000 occurrences of a token sum to 256).
         table_VxD = self.embeddings[...]
         wide_VxD = table_VxD.astype(jnp.promote_types(table_VxD.dtype, jnp.float32))
-        rows = jnp.take(wide_VxD, ids_BxT, axis=0, mode="fill", fill_value=jnp.nan)
-        return rows.astype(table_VxD.dtype)
+        return lookup(wide_VxD, ids_BxT).astype(table_VxD.dtype)
