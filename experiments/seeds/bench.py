@@ -1,6 +1,6 @@
 """Do N seeds trained together (`trainer.seeds=N`) cost less than N separate runs, equal results?
 
-    python -m experiments.seeds.bench --update-readme     # the study's table (8 to 9 minutes)
+    python -m experiments.seeds.bench --update-readme     # the study's table (about 6 minutes)
     python -m experiments.seeds.bench --experiment default ucr_uea/GunPoint --seeds 5
     python -m experiments.seeds.bench --tiny              # CI's smoke setting (2 seeds, 2 epochs)
 
@@ -28,7 +28,7 @@ from experiments.seeds import runs, table
 from experiments.throughput import report
 
 STUDY_DIR = Path(__file__).resolve().parent
-# Per-seed training compute from about 0.3 s (default) to about 9 s (ACSF1, 120 epochs) on this CPU.
+# Per-seed training compute from about 0.2 s (default) to about 4 s (ACSF1, 120 epochs) on this CPU.
 WORKLOADS = ("default", "sequence_classifier", "ucr_uea/ACSF1 trainer.epochs=120")
 
 
