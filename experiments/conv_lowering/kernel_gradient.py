@@ -17,13 +17,12 @@ examples/second per form, best and median of interleaved rounds:
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
 import time
+from pathlib import Path
 
 from conv1dx.nn import conv_ops
+from experiments.throughput import report
 
 FORMS = {
     "transposing_x": lambda dy, x, k, s, pads, d, groups: (
@@ -70,18 +69,15 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="batches per epoch")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per timed block")
     args = parser.parse_args(argv)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    print(f"Command: python -m experiments.conv_lowering.kernel_gradient --models {args.models} "
-          f"--rounds {args.rounds} --steps {args.steps} --epochs {args.epochs}")
-    print(f"Commit {commit}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"load average {os.getloadavg()} at start")
+    command = (f"python -m experiments.conv_lowering.kernel_gradient --models {args.models} "
+               f"--rounds {args.rounds} --steps {args.steps} --epochs {args.epochs}")
+    print(report.context_line(report.run_context(command, Path(__file__).resolve().parents[2])))
     print("\n| model | form | examples/s best | median |\n|---|---|---:|---:|")
     for model in args.models.split(","):
         for form, values in measure(model, args.rounds, args.steps, args.epochs).items():
             print(f"| {model} | {form} | {max(values):,.0f} | {statistics.median(values):,.0f} |",
                   flush=True)
-    print(f"\nload average {os.getloadavg()} at end")
+    print(f"\nload average {report.load_average()} at end")
 
 
 if __name__ == "__main__":

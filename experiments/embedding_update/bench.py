@@ -16,15 +16,16 @@ the rows a batch uses. This script measures, on this machine:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from experiments.throughput import report
 
 VOCAB, DIM, BATCH, LENGTH, STEPS = 10_000, 128, 128, 500, 20
 
@@ -91,9 +92,10 @@ def main(argv=None) -> None:
                         help="folder with aclImdb_v1.tar.gz (default: random ids)")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    print(f"commit {commit}; {os.cpu_count()} cores; load average {os.getloadavg()}")
+    context = report.run_context("python -m experiments.embedding_update.bench "
+                                 f"--archives {args.archives} --rounds {args.rounds}",
+                                 Path(__file__).resolve().parents[2])
+    print(report.context_line(context))
     source, distinct = distinct_rows_per_batch(args.archives)
     print(f"distinct rows per batch of {BATCH} ({source}, 20 batches): min {min(distinct)}, "
           f"median {statistics.median(distinct):.0f}, max {max(distinct)} of {VOCAB}")
@@ -103,7 +105,7 @@ def main(argv=None) -> None:
           f"{args.rounds}; median {statistics.median(dense):.2f})")
     print(f"IMDB training step: {min(step):.2f} ms (best; median {statistics.median(step):.2f}); "
           f"the dense update is {100 * min(dense) / min(step):.1f}% of it")
-    print(f"load average {os.getloadavg()} at end")
+    print(f"load average {report.load_average()} at end")
 
 
 if __name__ == "__main__":

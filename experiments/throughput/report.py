@@ -57,6 +57,16 @@ def run_context(command: str, repo: Path) -> dict:
             "machine": machine(), "load_average_start": load_average()}
 
 
+def context_line(context: dict) -> str:
+    """A `run_context` as the two lines a study prints first: command, then commit (marked when the
+    tree had uncommitted changes), CPU, usable cores and the load average at the start."""
+    git, machine = context["git"], context["machine"]
+    dirty = " (uncommitted changes)" if git["dirty"] else ""
+    load = context["load_average_start"]
+    return (f"Command: {context['command']}\nCommit {git['commit'][:7]}{dirty}; {machine['cpu']}, "
+            f"{machine['usable_cores']} cores; load average {load} at start")
+
+
 def summarize(model: dict, peak_gflops: float) -> None:
     """Add medians, GFLOP/s, % of `peak_gflops` and conv1dx's speed-up over each framework."""
     base = model["frameworks"].get("conv1dx")
