@@ -24,13 +24,20 @@ from pathlib import Path
 from conv1dx.nn import conv_ops
 from experiments.throughput import report
 
+
+def _forced(ungrouped):
+    """A `_kernel_gradient` that always uses `ungrouped` (grouped convolutions keep theirs)."""
+    def kernel_gradient(dy, x, kernel_size, stride, pads, dilation, groups):
+        if groups != 1:
+            return conv_ops._kernel_gradient_grouped(dy, x, kernel_size, stride, pads, dilation,
+                                                     groups)
+        return ungrouped(dy, x, kernel_size, stride, pads, dilation)
+    return kernel_gradient
+
+
 FORMS = {
-    "transposing_x": lambda dy, x, k, s, pads, d, groups: (
-        conv_ops._kernel_gradient_transposing_x(dy, x, k, s, pads, d) if groups == 1
-        else conv_ops._kernel_gradient_grouped(dy, x, k, s, pads, d, groups)),
-    "transposing_dy": lambda dy, x, k, s, pads, d, groups: (
-        conv_ops._kernel_gradient_transposing_dy(dy, x, k, s, pads, d) if groups == 1
-        else conv_ops._kernel_gradient_grouped(dy, x, k, s, pads, d, groups)),
+    "transposing_x": _forced(conv_ops._kernel_gradient_transposing_x),
+    "transposing_dy": _forced(conv_ops._kernel_gradient_transposing_dy),
     "library rule": conv_ops._kernel_gradient,
 }
 SEED_MODELS = ("imdb", "har", "wisdm", "jena_convnet", "jena_conv_gru")
