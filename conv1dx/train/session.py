@@ -18,6 +18,7 @@ from omegaconf.errors import InterpolationResolutionError
 from conv1dx import nn
 from conv1dx.train import precision
 from conv1dx.train import replicas as rep
+from conv1dx.train.compilation_cache import use_compilation_cache
 from conv1dx.train.data_source import TrainingData
 from conv1dx.train.facts import dataset_facts
 from conv1dx.train.parallel import DataParallel
@@ -107,6 +108,7 @@ def _start_callbacks(resolved: dict, replicas: int, data: TrainingData):
 
 def prepare(cfg: DictConfig) -> Session:
     """Load, build and compile everything a run needs; raises on bad configuration before compiling."""
+    use_compilation_cache(cfg.paths.get("compilation_cache_dir"))
     trainer = cfg.trainer
     seeds = [int(cfg.seed) + i for i in range(int(trainer.seeds))]
     parallel = DataParallel.create(trainer.data_parallel, trainer.batch_size)

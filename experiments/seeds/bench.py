@@ -5,11 +5,14 @@
     python -m experiments.seeds.bench --tiny              # CI's smoke setting (2 seeds, 2 epochs)
 
 Per workload, end to end as a user runs it: one untimed warm-up run (1 epoch; prepares the dataset
-in the study's own data dir), then `python -m conv1dx.train <overrides> seed=<s>` for s = seed ..
-seed+N-1, one after another, each wall-timed, then one `... seed=<seed> trainer.seeds=N` run. Prints
-and records the total times, the ratio together / separate, where the time went (`runs.timed_run`)
-and the largest absolute difference, over seeds, between each per-seed final metric of the together
-run and of the separate run of that seed (and over all epochs of the logged train_/val_ curves).
+in the study's own data dir; no compilation cache), then `python -m conv1dx.train <overrides>
+seed=<s>` for s = seed .. seed+N-1, one after another, each wall-timed, then one `... seed=<seed>
+trainer.seeds=N` run. The separate runs share one compilation cache that starts empty (the first run
+compiles, the others load its programs, as for a user repeating a run); the together run gets its
+own empty one. Prints and records the total times, the ratio together / separate, where the time
+went (`runs.timed_run`) and the largest absolute difference, over seeds, between each per-seed final
+metric of the together run and of the separate run of that seed (and over all epochs of the logged
+train_/val_ curves).
 Writes `results.json` and `results.md` to `--out`; with `--update-readme` also the results block of
 this study's README.
 """
@@ -99,14 +102,18 @@ def bench_workload(name: str, args, runs_dir: Path) -> dict:
     where = runs_dir / "_".join(name.replace("/", "_").replace("=", "-").split())
     if not args.tiny:
         print(f"[{name}] warm-up run (1 epoch, untimed)", file=sys.stderr, flush=True)
-        runs.timed_run([*base, "trainer.epochs=1"], where / "warmup")
+        runs.timed_run([*base, "trainer.epochs=1", "paths.compilation_cache_dir=null"],
+                       where / "warmup")
     seeds = list(range(args.seed, args.seed + args.seeds))
     separate = {}
     for seed in seeds:
-        separate[seed] = runs.timed_run([*base, f"seed={seed}"], where / "separate" / str(seed))
+        separate[seed] = runs.timed_run(
+            [*base, f"seed={seed}", f"paths.compilation_cache_dir={where / 'cache' / 'separate'}"],
+            where / "separate" / str(seed))
         print(f"[{name}] seed {seed} alone: {separate[seed]['wall_s']:.1f} s", file=sys.stderr,
               flush=True)
-    together = runs.timed_run([*base, f"seed={args.seed}", f"trainer.seeds={args.seeds}"],
+    together = runs.timed_run([*base, f"seed={args.seed}", f"trainer.seeds={args.seeds}",
+                               f"paths.compilation_cache_dir={where / 'cache' / 'together'}"],
                               where / "together")
     print(f"[{name}] {args.seeds} seeds together: {together['wall_s']:.1f} s", file=sys.stderr,
           flush=True)

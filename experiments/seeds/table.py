@@ -82,8 +82,8 @@ def _agreement(results: dict) -> list[str]:
 
 
 def _commands(results: dict) -> list[str]:
-    lines = ["", "The timed runs (each also gets `hydra.run.dir` and `paths.data_dir` in a "
-             "temporary directory):", ""]
+    lines = ["", "The timed runs (each also gets `hydra.run.dir`, `paths.data_dir` and "
+             "`paths.compilation_cache_dir` in a temporary directory):", ""]
     for w in results["workloads"]:
         lines.append(f"* {w['workload']}: `{_short(w['separate']['command'])}` and "
                      f"`{_short(w['together']['command'])}`")
@@ -92,7 +92,7 @@ def _commands(results: dict) -> list[str]:
 
 def _short(command: list[str]) -> str:
     """The command without the interpreter's path and the run/data directories (temporary)."""
-    temporary = ("hydra.run.dir=", "paths.data_dir=")
+    temporary = ("hydra.run.dir=", "paths.data_dir=", "paths.compilation_cache_dir=")
     kept = [word for word in command[1:] if not word.startswith(temporary)]
     return "python " + " ".join(kept)
 
