@@ -13,3 +13,46 @@ def test_kernel_gradient_study_times_every_form_and_restores_the_library():
     assert set(rates) == {"transposing_x", "transposing_dy", "library rule"}
     assert all(len(values) == 2 and min(values) > 0 for values in rates.values())
     assert conv_ops._kernel_gradient is library
+
+
+def test_ceiling_study_times_the_passes_the_library_computes():
+    """Each timed pass is the convolution's forward / input gradient / kernel gradient, and the
+    GEMM beside it has the same FLOPs."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from experiments.conv_lowering import ceiling
+
+    batch, length, channels, filters, kernel_size = 3, 11, 4, 5, 3
+    passes = ceiling.conv_passes(batch, length, channels, filters, kernel_size, input_gradient=True)
+    assert list(passes) == ["forward", "input gradient", "kernel gradient"]
+    (forward, (x, kernel), flop, _), (input_grad, (dy, _), _, _), (kernel_grad, _, _, _) = (
+        passes.values())
+    y, vjp = jax.vjp(conv_ops.conv1d, x, kernel)
+    dx, dkernel = vjp(dy)
+    np.testing.assert_allclose(forward(x, kernel), y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(input_grad(dy, kernel), dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(kernel_grad(dy, x), dkernel, rtol=1e-5, atol=1e-5)
+    assert flop == 2 * batch * (length - kernel_size + 1) * channels * filters * kernel_size
+    for _, _, pass_flop, (m, k, n) in passes.values():
+        assert 2 * m * k * n == pass_flop
+    fn, (a, b) = ceiling.gemm(2, 3, 4)
+    np.testing.assert_allclose(fn(a, b), jnp.dot(a, b))
+    first_layer = ceiling.conv_passes(batch, length, channels, filters, kernel_size,
+                                      input_gradient=False)
+    assert list(first_layer) == ["forward", "kernel gradient"]
+
+
+def test_ceiling_table_bounds_the_step_by_its_passes(monkeypatch):
+    from experiments.conv_lowering import ceiling
+
+    monkeypatch.setattr(ceiling, "training_flops_per_step", lambda model: (3e9, 10))
+    rows = [{"model": "m", "layer": "conv1d", "pass": "forward", "flop": 1e9, "shape": (1,) * 5,
+             "gemm_shape": (1, 1, 1), "ms": 10.0, "gemm_ms": 20.0},
+            {"model": "m", "layer": "conv1d", "pass": "kernel gradient", "flop": 1e9,
+             "shape": (1,) * 5, "gemm_shape": (1, 1, 1), "ms": 20.0, "gemm_ms": 10.0}]
+    text = ceiling.markdown(rows, peak=200.0, models=("m",))
+    # 3 GFLOP in 30 ms = 100 GFLOP/s = 50% of peak; the faster pass each: 20 ms -> 75%.
+    assert "| m | 10 | 3.00 | 30.0 | 50% | 50% | 75% |" in text
+    assert "| forward | 10.00 | 100 | 50% |" in text
