@@ -56,3 +56,16 @@ def test_ceiling_table_bounds_the_step_by_its_passes(monkeypatch):
     # 3 GFLOP in 30 ms = 100 GFLOP/s = 50% of peak; the faster pass each: 20 ms -> 75%.
     assert "| m | 10 | 3.00 | 30.0 | 50% | 50% | 75% |" in text
     assert "| forward | 10.00 | 100 | 50% |" in text
+
+
+def test_blocked_patches_compute_the_forward_and_kernel_gradient():
+    import numpy as np
+
+    from experiments.conv_lowering import ceiling
+
+    shape = (4, 9, 3, 5, 3)
+    reference = ceiling.conv_passes(*shape, input_gradient=False)
+    for block in (1, 2, 4):
+        for name, (fn, args) in ceiling.blocked_passes(*shape, block).items():
+            want_fn, want_args, _, _ = reference[name]
+            np.testing.assert_allclose(fn(*args), want_fn(*want_args), rtol=1e-5, atol=1e-5)
