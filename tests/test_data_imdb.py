@@ -202,7 +202,7 @@ def test_default_order_is_a_fixed_shuffle_of_the_same_reviews(tmp_path):
     np.testing.assert_array_equal(shuffled.x, again.x)
     assert not np.array_equal(shuffled.extras["review_id"] * 2 + shuffled.y,
                               ordered.extras["review_id"] * 2 + ordered.y)
-    key = lambda split: sorted(zip(split.y.tolist(), split.extras["review_id"].tolist()))  # noqa: E731
+    key = lambda split: sorted(zip(split.y.tolist(), split.extras["review_id"].tolist(), strict=True))  # noqa: E731
     assert key(shuffled) == key(ordered)
 
 

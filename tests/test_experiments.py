@@ -69,8 +69,9 @@ def test_experiment_trains_one_epoch(name, tmp_path):
 
 
 def _model(name, input_shape, **facts):
-    from conv1dx.train.facts import dataset_facts
     from omegaconf import OmegaConf
+
+    from conv1dx.train.facts import dataset_facts
 
     cfg = compose_config([f"model={name}"])
     with dataset_facts(facts):

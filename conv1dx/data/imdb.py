@@ -245,12 +245,12 @@ def load_imdb(
     """IMDB as ``x`` ``(N, maxlen)`` int32 ids (0 pad, 1 OOV, < num_words), ``y`` ``(N,)`` int32.
 
     Splits ``train`` and ``test`` (25,000 each, 12,500 per class) in a fixed order shuffled with
-    ``shuffle_seed`` (None keeps the archive's order: negatives then positives by review id). Extras per example: ``rating`` (1-10), ``review_id``, ``num_tokens``
-    (before padding/truncation). ``metadata`` holds ``tokenizer`` (a fitted Tokenizer;
-    ``.save(path)`` stores it with a run), ``tokenizer_json`` and ``vocab_size`` (= num_words, the
-    Embedding input size). ``archive_file`` uses that tar.gz (original layout, checksum not
-    verified) instead of ``aclImdb_v1.tar.gz``; it is prepared under its own config name so it never
-    mixes with the real one.
+    ``shuffle_seed`` (None keeps the archive's order: negatives then positives by review id).
+    Extras per example: ``rating`` (1-10), ``review_id``, ``num_tokens`` (before padding/truncation).
+    ``metadata`` holds ``tokenizer`` (a fitted Tokenizer; ``.save(path)`` stores it with a run),
+    ``tokenizer_json`` and ``vocab_size`` (= num_words, the Embedding input size). ``archive_file``
+    uses that tar.gz (original layout, checksum not verified) instead of ``aclImdb_v1.tar.gz``; it is
+    prepared under its own config name so it never mixes with the real one.
     """
     config = _config(num_words, maxlen, padding, truncating, source, archive_file)
     builder = tfds_io.make_builder(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+
 from conv1dx.nn.dropout import keep_mask
 
 State = tuple[jax.Array, ...]

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 
-
 class MetricLog:
     def __init__(self, run_dir: Path, *, tensorboard: bool = True):
         self.jsonl = run_dir / "metrics.jsonl"

@@ -45,7 +45,7 @@ def run_info(seeds: list[int]) -> dict:
     devices = jax.devices()
     return {
         "seeds": seeds,
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
         "git_revision": git_revision(),
         "versions": versions(),

@@ -1,7 +1,7 @@
 """Which lowering of Conv1D trains fastest on this machine, for the convolutions of the seed models?
 
-Times one training step (forward, input and kernel gradients, SGD update) of a single Conv1D + ReLU, run 8 times inside a
-jitted `lax.scan` exactly as conv1dx's compiled epoch runs it, for:
+Times one training step (forward, input and kernel gradients, SGD update) of a single Conv1D + ReLU, run 8 times
+inside a jitted `lax.scan` exactly as conv1dx's compiled epoch runs it, for:
   xla      - XLA's convolution, backward passes written as forward convolutions (conv_ops.conv1d)
   patches  - explicit patches times kernel matmul (conv_ops.conv1d_patches)
   autodiff - XLA's convolution with JAX's own transpose rules (the JAX #12868 trap inside scan)

@@ -19,9 +19,8 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from conv1dx import nn
-from conv1dx.train import compose_config, dataset_facts
+from conv1dx.train import compose_config, dataset_facts, steps
 from conv1dx.train import replicas as rep
-from conv1dx.train import steps
 from conv1dx.train.metrics import ClassificationMetrics
 
 
