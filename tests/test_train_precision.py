@@ -196,6 +196,42 @@ def test_gradient_sums_accumulate_in_float32():
         assert grads["layers"][0]["embeddings"][...].dtype == F32
 
 
+@pytest.mark.parametrize("make_layer", [
+    lambda: nn.GRU(8, return_sequences=True),
+    lambda: nn.GRU(8, return_sequences=True, reset_after=False),
+    lambda: nn.LSTM(8, return_sequences=True),
+], ids=["gru", "gru_reset_before", "lstm"])
+def test_recurrent_weight_gradients_accumulate_over_time_in_float32(make_layer):
+    """1,000 steps of a constant input drive the state to a fixed point, so every step adds about
+    the same term to the recurrent weights' gradients. Summed in bfloat16 they stall (the recurrent
+    kernel's gradient came out 64% off before `loop_weight`); summed in float32 the bfloat16 gradient
+    is as close to the float32 one (same bf16-exact weights) as the input kernel's."""
+    model = nn.Sequential([make_layer()], input_shape=(1000, 4), rngs=nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    params = precision.cast_floating(precision.cast_floating(params, BF16), F32)
+    batch = {"x": np.full((2, 1000, 4), 0.5, np.float32)}
+
+    def loss(params, dtype):
+        outputs, _ = precision.apply_model(graphdef, params, rest, batch, dtype, training=False)
+        return jnp.sum(outputs)
+
+    exact, low = (jax.jit(jax.grad(loss), static_argnums=1)(params, dtype)["layers"][0]
+                  for dtype in (F32, BF16))
+    for name in ("kernel", "recurrent_kernel", "bias"):
+        want, got = np.asarray(exact[name][...]), np.asarray(low[name][...])
+        assert np.linalg.norm(got - want) <= 0.05 * np.linalg.norm(want), name
+
+
+def test_masked_global_average_counts_in_float32():
+    """Rows of 257 and 259 valid steps of 1.5: bfloat16 has no 257 or 259, and a bfloat16 count
+    made the means 1.5078125 and 1.4921875; counted and divided in float32 they are exactly 1.5."""
+    x = jnp.full((2, 400, 2), 1.5, jnp.bfloat16)
+    mask = jnp.arange(400)[None, :] < jnp.array([[257], [259]])
+    mean = nn.GlobalAveragePooling1D()(x, mask=mask)
+    assert mean.dtype == BF16
+    np.testing.assert_array_equal(np.asarray(mean, np.float32), np.full((2, 2), 1.5))
+
+
 # -- through the config and the CLI's train(cfg) -----------------------------------------------
 def test_config_reaches_the_step_and_a_bfloat16_run_trains(tmp_path):
     assert tiny_config(tmp_path).trainer.compute_dtype == "float32"  # the default

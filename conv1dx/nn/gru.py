@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from conv1dx.nn.layer import Shape
-from conv1dx.nn.recurrent import Recurrent
+from conv1dx.nn.layer import Shape, add_bias
+from conv1dx.nn.recurrent import Recurrent, loop_weight
 
 
 def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_after, activation,
@@ -24,15 +24,18 @@ def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_af
     their gate blocks.
     """
     units = recurrent_kernel_UxG.shape[0]
-    kernel_z, kernel_r, kernel_h = (
-        recurrent_kernel_UxG[:, k * units:(k + 1) * units] for k in range(3))
-    bias_z = bias_r = bias_h = None
+    compute = recurrent_kernel_UxG.dtype
+    # The loop closes over float32 copies and casts them at each step (see `loop_weight`).
+    kernel_UxG = loop_weight(recurrent_kernel_UxG)
+    kernel_z, kernel_r, kernel_h = (kernel_UxG[:, k * units:(k + 1) * units] for k in range(3))
+    bias_G = bias_z = bias_r = bias_h = None
     if recurrent_bias_G is not None:
-        bias_z, bias_r, bias_h = jnp.split(recurrent_bias_G, 3)
+        bias_G = loop_weight(recurrent_bias_G)
+        bias_z, bias_r, bias_h = jnp.split(bias_G, 3)
 
-    def recurrent_term(h_BxU, kernel_UxU, bias_U):
-        out_BxU = h_BxU @ kernel_UxU
-        return out_BxU if bias_U is None else out_BxU + bias_U
+    def recurrent_term(h_BxU, kernel, bias):
+        out = h_BxU @ kernel.astype(compute)
+        return out if bias is None else add_bias(out, bias.astype(compute))
 
     def cell(projections, state):
         (h_BxU,) = state
@@ -40,12 +43,11 @@ def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_af
         if recurrent_mask is None:
             h_h = h_BxU
             if reset_after:
-                inner_BxG = h_BxU @ recurrent_kernel_UxG
-                if recurrent_bias_G is not None:
-                    inner_BxG = inner_BxG + recurrent_bias_G
+                inner_BxG = recurrent_term(h_BxU, kernel_UxG, bias_G)
                 rec_z, rec_r, rec_h = jnp.split(inner_BxG, 3, axis=-1)
             else:
-                rec_z, rec_r = jnp.split(h_BxU @ recurrent_kernel_UxG[:, : 2 * units], 2, axis=-1)
+                rec_z, rec_r = jnp.split(recurrent_term(h_BxU, kernel_UxG[:, : 2 * units], None), 2,
+                                         axis=-1)
         else:
             # Each gate sees h under its own mask, so each gate has its own matmul. Separate
             # (B, U) x (U, U) dots trained the Jena conv-GRU 6-8% faster on CPU than one
@@ -61,7 +63,7 @@ def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_af
         if reset_after:
             candidate = activation(x_h + r * rec_h)
         else:
-            candidate = activation(x_h + (r * h_h) @ kernel_h)
+            candidate = activation(x_h + recurrent_term(r * h_h, kernel_h, None))
         return (z * h_BxU + (1.0 - z) * candidate,)
 
     return cell

@@ -285,9 +285,11 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         axis = self._steps_axis
         if valid is None:
             return jnp.mean(x, axis=axis, keepdims=self.keepdims)
-        total = jnp.sum(jnp.where(valid, x, 0), axis=axis, keepdims=self.keepdims)
-        count = jnp.sum(valid, axis=axis, keepdims=self.keepdims).astype(x.dtype)
-        return total / jnp.maximum(count, 1)
+        # Summed and divided in (at least) float32: a bfloat16 count is inexact above 256 steps.
+        accumulate = jnp.promote_types(x.dtype, jnp.float32)
+        total = jnp.sum(jnp.where(valid, x, 0), axis=axis, keepdims=self.keepdims, dtype=accumulate)
+        count = jnp.sum(valid, axis=axis, keepdims=self.keepdims).astype(accumulate)
+        return (total / jnp.maximum(count, 1)).astype(x.dtype)
 
 
 # Keras' short aliases.

@@ -34,6 +34,18 @@ def _check_unroll(who: str, unroll) -> int | bool:
     return arguments.positive_int(who, "unroll (a bool or an int)", unroll)
 
 
+def loop_weight(weight: jax.Array) -> jax.Array:
+    """A weight the time loop closes over, kept in (at least) float32: the cell casts it to the
+    compute dtype at each step.
+
+    The transpose of `lax.scan` sums a closed-over weight's gradient over the steps in the weight's
+    dtype; with a bfloat16 weight that sum loses the small late terms once it is a few hundred
+    times larger than they are. Closing over the float32 copy makes that sum float32, while each
+    step still computes in bfloat16. In float32 both casts are the identity.
+    """
+    return weight.astype(jnp.promote_types(weight.dtype, jnp.float32))
+
+
 class Recurrent(Layer):
     """Base of GRU and LSTM. Input `x_BxTxC`; output `y_BxTxU` (return_sequences) or `y_BxU`.
 
