@@ -139,3 +139,12 @@ def test_tiny_benchmark_runs_and_reports_positive_numbers(tmp_path):
     assert "| model | batch | framework | examples/s (median) |" in table
     assert "| har | 32 | conv1dx |" in table
     assert Path(tmp_path / "logs" / "har-conv1dx.log").exists()
+
+
+def test_the_benchmark_compiles_without_the_compilation_cache():
+    """Compile times are measured: a warm persistent cache would turn them into cache loads."""
+    from experiments.throughput import workload
+
+    cfg = workload.compose("har", [], steps=2)
+    assert cfg.paths.compilation_cache_dir is None
+    assert cfg.trainer.steps_per_epoch == 2

@@ -6,7 +6,9 @@ the dataset node for seed-shaped synthetic data (`synthetic.as_dataset_node`) an
 builds the model and optimizer and the compiled epoch. The benchmark changes only
 `trainer.steps_per_epoch` (the timed epoch is `steps` batches), `trainer.validation_split` (0) and
 the callbacks that need a validation split (`early_stopping`, `reduce_lr_on_plateau`: null), since
-no validation is timed, and `paths.output_dir` (nothing is written there).
+no validation is timed, `paths.output_dir` (nothing is written there) and
+`paths.compilation_cache_dir` (null: every run compiles, so compile times are measured, not
+cache loads).
 
 `describe(...)` returns what the other frameworks rebuild the same model from:
 
@@ -39,7 +41,7 @@ def compose(experiment: str, overrides: Sequence[str], steps: int):
     cfg = compose_config([f"+experiment={experiment}", *overrides,
                           f"trainer.steps_per_epoch={int(steps)}", "trainer.validation_split=0.0",
                           "trainer.early_stopping=null", "trainer.reduce_lr_on_plateau=null",
-                          f"paths.output_dir={output_dir}"])
+                          f"paths.output_dir={output_dir}", "paths.compilation_cache_dir=null"])
     num_examples = int(steps) * int(cfg.trainer.batch_size)
     with open_dict(cfg):
         cfg.dataset = synthetic.as_dataset_node(cfg.dataset, num_examples, seed=int(cfg.seed))
