@@ -30,6 +30,7 @@ def cache_events():
 @pytest.fixture(autouse=True)
 def restore_suite_cache():
     yield
+    use_compilation_cache(None)  # back to JAX's settings, then to the suite's shared folder
     use_compilation_cache(os.environ.get("CONV1DX_COMPILATION_CACHE"))
 
 
@@ -55,21 +56,44 @@ def _numbers(report: dict) -> dict:
     return {key: value for key, value in report.items() if "second" not in key and key != "run_dir"}
 
 
-def test_null_compiles_without_a_cache(tmp_path):
-    use_compilation_cache(tmp_path / "enabled")
-    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "enabled")
-    train(tiny_config(tmp_path, "trainer.epochs=1", "paths.log_dir=" + str(tmp_path / "logs"),
-                      "paths.compilation_cache_dir=null"))
-    assert jax.config.jax_compilation_cache_dir is None
-    assert not (tmp_path / "logs").exists()
+def test_null_hands_the_cache_back_to_jax_settings(tmp_path, monkeypatch):
+    """In a process where a user set JAX's own cache folder: two folders, then null. JAX ends with
+    the user's folder and JAX's own compile-time threshold."""
+    from conv1dx.train import compilation_cache
+
+    monkeypatch.setattr(compilation_cache, "_active", None)  # as in a fresh process
+    monkeypatch.setattr(compilation_cache, "_jax_own", None)
+    own_dir = str(tmp_path / "users_own")
+    jax.config.update("jax_compilation_cache_dir", own_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    use_compilation_cache(None)  # nothing enabled by conv1dx yet: JAX's settings untouched
+    assert jax.config.jax_compilation_cache_dir == own_dir
+    for folder in ("a", "b"):
+        assert use_compilation_cache(tmp_path / folder) == tmp_path / folder
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / folder)
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
+    train(tiny_config(tmp_path, "trainer.epochs=1", "paths.compilation_cache_dir=null"))
+    assert jax.config.jax_compilation_cache_dir == own_dir
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 1.0
 
 
-def test_the_default_folder_is_under_the_log_dir(tmp_path, monkeypatch):
+@pytest.mark.parametrize("spelled", ["", "null", "None"])
+def test_an_empty_or_null_environment_value_means_no_folder(spelled):
+    assert use_compilation_cache(spelled) is None
+
+
+def test_the_default_folder_is_under_the_log_dir_unless_an_environment_variable_moves_it(
+        tmp_path, monkeypatch):
     from conv1dx.train import compose_config
 
     monkeypatch.delenv("CONV1DX_COMPILATION_CACHE")
-    cfg = compose_config([f"paths.log_dir={tmp_path}"])
-    assert cfg.paths.compilation_cache_dir == f"{tmp_path}/compilation_cache"
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    assert compose_config([f"paths.log_dir={tmp_path}"]).paths.compilation_cache_dir == \
+        f"{tmp_path}/compilation_cache"
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/jax/own")
+    assert compose_config([]).paths.compilation_cache_dir == "/jax/own"
+    monkeypatch.setenv("CONV1DX_COMPILATION_CACHE", "/conv1dx/own")
+    assert compose_config([]).paths.compilation_cache_dir == "/conv1dx/own"
 
 
 def test_a_folder_that_cannot_be_created_names_the_setting(tmp_path):

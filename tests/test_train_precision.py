@@ -204,8 +204,8 @@ def test_gradient_sums_accumulate_in_float32():
 def test_recurrent_weight_gradients_accumulate_over_time_in_float32(make_layer):
     """1,000 steps of a constant input drive the state to a fixed point, so every step adds about
     the same term to the recurrent weights' gradients. Summed in bfloat16 they stall (the recurrent
-    kernel's gradient came out 64% off before `loop_weight`); summed in float32 the bfloat16 gradient
-    is as close to the float32 one (same bf16-exact weights) as the input kernel's."""
+    kernel's gradient came out 64% off before `loop_weight`); summed in float32 every bfloat16
+    gradient is within 5% of the float32 one (same bf16-exact weights; 1.4-1.9% measured)."""
     model = nn.Sequential([make_layer()], input_shape=(1000, 4), rngs=nnx.Rngs(0))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     params = precision.cast_floating(precision.cast_floating(params, BF16), F32)

@@ -20,13 +20,13 @@ def lstm_cell(recurrent_kernel_UxG, recurrent_mask_BxU, *, activation, recurrent
     h_new = o * activation(c_new).
     """
 
-    compute = recurrent_kernel_UxG.dtype
+    compute_dtype = recurrent_kernel_UxG.dtype
     kernel_UxG = loop_weight(recurrent_kernel_UxG)  # cast at each step: see `loop_weight`
 
     def cell(projections, state):
         h_BxU, c_BxU = state
         h_in = h_BxU if recurrent_mask_BxU is None else h_BxU * recurrent_mask_BxU
-        rec_i, rec_f, rec_c, rec_o = jnp.split(h_in @ kernel_UxG.astype(compute), 4, axis=-1)
+        rec_i, rec_f, rec_c, rec_o = jnp.split(h_in @ kernel_UxG.astype(compute_dtype), 4, axis=-1)
         x_i, x_f, x_c, x_o = projections
         z_i, z_f, z_c, z_o = x_i + rec_i, x_f + rec_f, x_c + rec_c, x_o + rec_o
         c_new = recurrent_activation(z_f) * c_BxU + recurrent_activation(z_i) * activation(z_c)

@@ -39,14 +39,20 @@ MODELS = ("imdb", "wisdm")
 NO_INPUT_GRADIENT = {("wisdm", "conv1d")}
 
 
+def operands(batch, length, channels, filters, kernel_size):
+    """Random `x_BxTxC`, `kernel_KxCxF` and `dy_BxOxF` of a valid, stride-1 Conv1D."""
+    keys = jax.random.split(jax.random.key(0), 3)
+    out_len = length - kernel_size + 1
+    return (jax.random.normal(keys[0], (batch, length, channels)),
+            jax.random.normal(keys[1], (kernel_size, channels, filters)) * 0.1,
+            jax.random.normal(keys[2], (batch, out_len, filters)))
+
+
 def conv_passes(batch, length, channels, filters, kernel_size, input_gradient: bool):
     """{pass name: (jitted function, args, FLOPs, same-FLOP GEMM (m, k, n))} of a valid, stride-1
     Conv1D `x (B, T, C) -> y (B, O, F)` with a `(K, C, F)` kernel, as conv_ops computes them."""
-    keys = jax.random.split(jax.random.key(0), 3)
+    x, kernel, dy = operands(batch, length, channels, filters, kernel_size)
     out_len = length - kernel_size + 1
-    x = jax.random.normal(keys[0], (batch, length, channels))
-    kernel = jax.random.normal(keys[1], (kernel_size, channels, filters)) * 0.1
-    dy = jax.random.normal(keys[2], (batch, out_len, filters))
     flop = 2 * batch * out_len * channels * filters * kernel_size
     rows, taps = batch * out_len, kernel_size * channels
     passes = {"forward": (jax.jit(lambda x, w: conv_ops._conv1d_xla(x, w, 1, (0, 0), 1, 1)),
@@ -71,11 +77,8 @@ def _patches(x_BxTxC, kernel_size: int, out_len: int):
 def blocked_passes(batch, length, channels, filters, kernel_size, block: int):
     """Forward and kernel gradient as patches-times-kernel GEMMs over blocks of `block` examples
     (a loop, so each block's patch matrix can stay in cache): {pass name: (jitted fn, args)}."""
-    keys = jax.random.split(jax.random.key(0), 3)
+    x, kernel, dy = operands(batch, length, channels, filters, kernel_size)
     out_len = length - kernel_size + 1
-    x = jax.random.normal(keys[0], (batch, length, channels))
-    kernel = jax.random.normal(keys[1], (kernel_size, channels, filters)) * 0.1
-    dy = jax.random.normal(keys[2], (batch, out_len, filters))
     blocks = batch // block
 
     def forward(x, kernel):
@@ -122,8 +125,7 @@ def training_flops_per_step(model: str) -> tuple[float, int]:
     from experiments.throughput.workload import describe
 
     workload = describe(model, steps=1)
-    return 3.0 * workload["forward_flops_per_example"] * workload["batch_size"], \
-        workload["batch_size"]
+    return float(workload["flops_per_example"] * workload["batch_size"]), workload["batch_size"]
 
 
 def measure(models, rounds: int, repeats: int,

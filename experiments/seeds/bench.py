@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -100,6 +101,7 @@ def bench_workload(name: str, args, runs_dir: Path) -> dict:
     base = [*runs.workload_overrides(name, args.archives), f"paths.data_dir={runs_dir / 'data'}",
             *args.overrides]
     where = runs_dir / "_".join(name.replace("/", "_").replace("=", "-").split())
+    shutil.rmtree(where / "cache", ignore_errors=True)  # both caches start empty, also in a reused --runs-dir
     if not args.tiny:
         print(f"[{name}] warm-up run (1 epoch, untimed)", file=sys.stderr, flush=True)
         runs.timed_run([*base, "trainer.epochs=1", "paths.compilation_cache_dir=null"],

@@ -7,8 +7,8 @@ builds the model and optimizer and the compiled epoch. The benchmark changes onl
 `trainer.steps_per_epoch` (the timed epoch is `steps` batches), `trainer.validation_split` (0) and
 the callbacks that need a validation split (`early_stopping`, `reduce_lr_on_plateau`: null), since
 no validation is timed, `paths.output_dir` (nothing is written there) and
-`paths.compilation_cache_dir` (null: every run compiles, so compile times are measured, not
-cache loads).
+`paths.compilation_cache_dir` (null; `prepare_session` also switches JAX's cache off, so compile
+times are measured, not cache loads).
 
 `describe(...)` returns what the other frameworks rebuild the same model from:
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 
+import jax
 from omegaconf import open_dict
 
 from conv1dx import nn
@@ -49,9 +50,13 @@ def compose(experiment: str, overrides: Sequence[str], steps: int):
 
 
 def prepare_session(experiment: str, overrides: Sequence[str] = (), steps: int = 20) -> Session:
-    """conv1dx's prepared run (data on the device, model, compiled epoch) on synthetic data."""
+    """conv1dx's prepared run (data on the device, model, compiled epoch) on synthetic data.
+
+    JAX's persistent compilation cache is switched off for the process (also one the user set up
+    through `JAX_COMPILATION_CACHE_DIR`), so compile times are compile times."""
     cfg = compose(experiment, overrides, steps)
     check_config(cfg)
+    jax.config.update("jax_enable_compilation_cache", False)
     return prepare(cfg)
 
 

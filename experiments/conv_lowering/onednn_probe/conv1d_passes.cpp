@@ -12,7 +12,7 @@
 #include "dnnl.hpp"
 using namespace dnnl;
 using tag = memory::format_tag; using dt = memory::data_type;
-template <class F> double best_ms(F f, int reps = 7) {
+template <class F> double median_ms(F f, int reps = 7) {
   f(); f(); std::vector<double> t;
   for (int i = 0; i < reps; ++i) { auto a = std::chrono::steady_clock::now(); f();
     t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count()); }
@@ -21,7 +21,7 @@ template <class F> double best_ms(F f, int reps = 7) {
 int main(int argc, char** argv) {
   if (argc < 7) { fprintf(stderr, "usage: conv1d_passes B T C F K nwc|any\n"); return 2; }
   int N = atoi(argv[1]), W = atoi(argv[2]), C = atoi(argv[3]), F = atoi(argv[4]), K = atoi(argv[5]);
-  bool any = argc > 6 && argv[6][0] == 'a';
+  bool any = argv[6][0] == 'a';
   int O = W - K + 1; double gf = 2.0 * N * O * C * F * K / 1e9;
   engine eng(engine::kind::cpu, 0); stream s(eng);
   memory::dims src{N, C, W}, wei{F, C, K}, dst{N, F, O}, strides{1}, pad{0};
@@ -36,9 +36,9 @@ int main(int argc, char** argv) {
   memory dyw(bwd_w_pd.diff_dst_desc(), eng), xw(bwd_w_pd.src_desc(), eng);
   for (auto* m : {&x, &w, &y, &dx, &dy, &dw, &dyw, &xw}) { float* p = (float*)m->get_data_handle(); size_t n = m->get_desc().get_size() / 4; for (size_t i = 0; i < n; ++i) p[i] = 0.001f * (i % 97); }
   auto fwd = convolution_forward(fwd_pd); auto bd = convolution_backward_data(bwd_d_pd); auto bw = convolution_backward_weights(bwd_w_pd);
-  double f = best_ms([&] { fwd.execute(s, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, y}}); s.wait(); });
-  double d = best_ms([&] { bd.execute(s, {{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, dx}}); s.wait(); });
-  double g = best_ms([&] { bw.execute(s, {{DNNL_ARG_SRC, xw}, {DNNL_ARG_DIFF_DST, dyw}, {DNNL_ARG_DIFF_WEIGHTS, dw}}); s.wait(); });
+  double f = median_ms([&] { fwd.execute(s, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, y}}); s.wait(); });
+  double d = median_ms([&] { bd.execute(s, {{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, dx}}); s.wait(); });
+  double g = median_ms([&] { bw.execute(s, {{DNNL_ARG_SRC, xw}, {DNNL_ARG_DIFF_DST, dyw}, {DNNL_ARG_DIFF_WEIGHTS, dw}}); s.wait(); });
   printf("%s N%d W%d C%d F%d K%d: fwd %.2f ms (%.0f GF/s) bwd_data %.2f ms (%.0f) bwd_weights %.2f ms (%.0f) impl %s\n", any ? "any" : "nwc",
          N, W, C, F, K, f, gf / f * 1e3, d, gf / d * 1e3, g, gf / g * 1e3, fwd_pd.impl_info_str());
 }
