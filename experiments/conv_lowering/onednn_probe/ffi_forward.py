@@ -11,14 +11,13 @@ output. Median of 9 calls.
 from __future__ import annotations
 
 import ctypes
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 
 from conv1dx.nn import conv_ops
+from experiments.conv_lowering.ceiling import seconds
 
 SHAPES = [(128, 500, 128, 32, 7), (400, 71, 100, 100, 10), (400, 20, 100, 160, 10)]  # B, T, C, F, K
 
@@ -42,17 +41,6 @@ def in_scan(forward):
     return jax.jit(run)
 
 
-def median_ms(fn, *args, calls: int = 9) -> float:
-    for _ in range(2):
-        jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(calls):
-        began = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - began)
-    return statistics.median(times) * 1e3
-
-
 def main(library: str) -> None:
     handler = ctypes.cdll.LoadLibrary(library).OnednnConv1dForward
     jax.ffi.register_ffi_target("onednn_conv1d_forward", jax.ffi.pycapsule(handler), platform="cpu")
@@ -65,9 +53,9 @@ def main(library: str) -> None:
         difference = float(jnp.max(jnp.abs(ours(x, kernel) - theirs(x, kernel))))
         xs = jnp.stack([x] * 4)
         print(f"| {batch}, {length}, {channels}, {filters}, {kernel_size} | {difference:.1e} "
-              f"| {median_ms(ours, x, kernel):.2f} | {median_ms(theirs, x, kernel):.2f} "
-              f"| {median_ms(in_scan(onednn_forward), xs, kernel):.2f} "
-              f"| {median_ms(in_scan(xla_forward), xs, kernel):.2f} |", flush=True)
+              f"| {1e3 * seconds(ours, (x, kernel), 9):.2f} | {1e3 * seconds(theirs, (x, kernel), 9):.2f} "
+              f"| {1e3 * seconds(in_scan(onednn_forward), (xs, kernel), 9):.2f} "
+              f"| {1e3 * seconds(in_scan(xla_forward), (xs, kernel), 9):.2f} |", flush=True)
 
 
 if __name__ == "__main__":

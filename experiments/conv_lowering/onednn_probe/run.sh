@@ -7,13 +7,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 scratch="${1:-$(mktemp -d)}"
-version=2023.2.0
-python -m pip download --quiet --no-deps -d "$scratch" \
-    "onednn-cpu-gomp==$version" "onednn-devel-cpu-gomp==$version"
-for wheel in "$scratch"/*.whl; do python -m zipfile -e "$wheel" "$scratch/unpacked"; done
-data="$scratch/unpacked"
-include="$data/onednn_devel_cpu_gomp-$version.data/data/include"
-lib="$data/onednn_cpu_gomp-$version.data/data/lib"
+# shellcheck source=fetch_onednn.sh
+source "$here/fetch_onednn.sh"
 g++ -O2 -std=c++17 "$here/conv1d_passes.cpp" -I"$include" -L"$lib" -ldnnl -fopenmp \
     -o "$scratch/conv1d_passes"
 echo "commit $(git -C "$here" rev-parse --short HEAD); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -5,12 +5,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 scratch="${1:-$(mktemp -d)}"
-version=2023.2.0
-python -m pip download --quiet --no-deps -d "$scratch" \
-    "onednn-cpu-gomp==$version" "onednn-devel-cpu-gomp==$version"
-for wheel in "$scratch"/*.whl; do python -m zipfile -e "$wheel" "$scratch/unpacked"; done
-include="$scratch/unpacked/onednn_devel_cpu_gomp-$version.data/data/include"
-lib="$scratch/unpacked/onednn_cpu_gomp-$version.data/data/lib"
+# shellcheck source=fetch_onednn.sh
+source "$here/fetch_onednn.sh"
 ffi_include="$(python -c 'import jax; print(jax.ffi.include_dir())')"
 g++ -O2 -std=c++17 -shared -fPIC -w "$here/ffi_forward.cc" -I"$ffi_include" -I"$include" \
     -L"$lib" -ldnnl -fopenmp -Wl,-rpath,"$lib" -o "$scratch/libonednn_ffi.so"
