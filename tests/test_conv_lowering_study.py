@@ -70,3 +70,12 @@ def test_blocked_patches_compute_the_forward_and_kernel_gradient():
         for name, (fn, args) in ceiling.blocked_passes(*shape, block).items():
             want_fn, want_args, _, _ = reference[name]
             np.testing.assert_allclose(fn(*args), want_fn(*want_args), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_recurrent_dropout_study_times_every_variant():
+    from experiments.recurrent_dropout import bench
+
+    rates = bench.measure(rounds=1, steps=2, epochs=1)
+    assert set(rates) == {(False, 0.5), (False, 0.0), (True, 0.5), (True, 0.0)}
+    assert all(len(values) == 1 and values[0] > 0 for values in rates.values())
