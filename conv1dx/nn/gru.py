@@ -50,10 +50,9 @@ def gru_cell(recurrent_kernel_UxG, recurrent_bias_G, recurrent_mask, *, reset_af
                 rec_z, rec_r = jnp.split(recurrent_term(h_BxU, kernel_UxG[:, : 2 * units], None), 2,
                                          axis=-1)
         else:
-            # Each gate sees h under its own mask, so each gate has its own matmul. Separate
-            # (B, U) x (U, U) dots trained the Jena conv-GRU 6% faster on CPU (22% with
-            # reset_after=True) than one block-diagonal matmul over the 2 or 3 masked gates, which
-            # did 2 or 3 times the FLOPs (A/B of the compiled epoch, commit a95c312).
+            # Each gate sees h under its own mask, so each gate has its own matmul: separate
+            # (B, U) x (U, U) dots, which beat one block-diagonal matmul over the masked gates on
+            # CPU. Recurrent dropout costs the Jena conv-GRU about 10%: experiments/recurrent_dropout.
             mask_z, mask_r, mask_h = recurrent_mask
             h_h = h_BxU * mask_h
             rec_z = recurrent_term(h_BxU * mask_z, kernel_z, bias_z)
