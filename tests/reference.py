@@ -49,6 +49,36 @@ def conv1d(x, kernel, bias=None, *, stride=1, padding="valid", dilation=1, group
     return y
 
 
+def conv1d_input_gradient(dy, kernel, length, *, stride=1, padding="valid", dilation=1):
+    """dx[b, t, c] = sum of dy[b, o, f] * kernel[k, c, f] over the (o, k) with o*S + k*D - left = t."""
+    dy = np.asarray(dy, np.float64)
+    kernel = np.asarray(kernel, np.float64)
+    batch, out_len, _ = dy.shape
+    k_size, channels, _ = kernel.shape
+    left, _ = forward_padding(length, k_size, padding, stride, dilation)
+    dx = np.zeros((batch, length, channels))
+    for o in range(out_len):
+        for k in range(k_size):
+            t = o * stride + k * dilation - left
+            if 0 <= t < length:
+                dx[:, t] += dy[:, o] @ kernel[k].T
+    return dx
+
+
+def conv1d_kernel_gradient(x, dy, kernel_size, *, stride=1, padding="valid", dilation=1):
+    """dkernel[k, c, f] = sum over b, o of xpad[b, o*S + k*D, c] * dy[b, o, f]."""
+    x = np.asarray(x, np.float64)
+    dy = np.asarray(dy, np.float64)
+    batch, length, channels = x.shape
+    left, right = forward_padding(length, kernel_size, padding, stride, dilation)
+    xpad = np.concatenate([np.zeros((batch, left, channels)), x, np.zeros((batch, right, channels))], 1)
+    dkernel = np.zeros((kernel_size, channels, dy.shape[2]))
+    for o in range(dy.shape[1]):
+        for k in range(kernel_size):
+            dkernel[k] += xpad[:, o * stride + k * dilation].T @ dy[:, o]
+    return dkernel
+
+
 def conv1d_transpose(x, kernel, bias=None, *, stride=1, padding="valid", dilation=1, output_padding=None):
     """Keras Conv1DTranspose by scattering: each x[t] adds kernel[k] @ x[t] at t*S + k*D, then crop.
 

@@ -1,4 +1,9 @@
-"""The kernel-gradient study runs, times every form, and leaves the library's function in place."""
+"""The convolution-lowering studies run: the kernel-gradient study times every form and leaves the
+library's function in place; the ceiling study times the passes the library computes; the oneDNN
+epochs study times both lowering modes."""
+
+import platform
+import sys
 
 import pytest
 
@@ -79,3 +84,22 @@ def test_recurrent_dropout_study_times_every_variant():
     rates = bench.measure(rounds=1, steps=2, epochs=1)
     assert set(rates) == {(False, 0.5), (False, 0.0), (True, 0.5), (True, 0.0)}
     assert all(len(values) == 1 and values[0] > 0 for values in rates.values())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64"),
+                    reason="conv1dx installs oneDNN on Linux x86-64 only")
+def test_onednn_epochs_study_times_both_modes_and_lists_the_decisions(capsys, monkeypatch):
+    from conv1dx.nn import conv_lowering
+    from experiments.conv_lowering import onednn_epochs
+
+    monkeypatch.setattr(conv_lowering, "_mode", conv_lowering._mode)  # the study sets it per run
+    monkeypatch.setenv("CONV1DX_CONV_TUNING_FILE", "restored after the test")  # the study points it elsewhere
+    monkeypatch.setattr(conv_lowering, "MIN_TUNED_FLOPS", 0)  # time even jena_convnet's small passes
+    onednn_epochs.main(["--models", "jena_convnet", "--rounds", "2", "--steps", "1"])
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| jena_convnet |"))
+    tuning, xla, auto, ratio = (float(cell.replace(",", "")) for cell in row.split("|")[2:6])
+    assert xla > 0 and auto > 0 and abs(ratio - auto / xla) < 0.01
+    assert "| forward B128 T240 C14 F32 K5 stride1 pad0,0 dilation1 |" in out
+    assert out.count("| kernel_gradient ") == 3  # the three convolutions' kernel gradients were timed

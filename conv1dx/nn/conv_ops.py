@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from conv1dx.nn import conv_lowering, onednn
+
 PADDINGS = ("valid", "same", "causal")
 _DIMENSION_NUMBERS = ("NWC", "WIO", "NWC")
 
@@ -70,11 +72,15 @@ def conv1d(x_BxTxC: jax.Array, kernel_KxCgxF: jax.Array, *, stride: int = 1, pad
     scanned training epoch over 100x slower than the same steps run one by one. Being a
     `jax.custom_vjp`, it supports reverse-mode differentiation (`jax.grad`, `jax.vjp`) only, not
     `jax.jvp` / `jax.jacfwd`; `conv1d_patches` computes the same function with both modes.
+
+    On CPU each pass may instead run as oneDNN's convolution (`conv1dx.nn.onednn`), per the
+    `conv_lowering` mode in force at the call: "auto" picks XLA or oneDNN per pass and shape by timing
+    them once per machine (`conv_lowering.choose`); both compute this definition.
     """
     x_BxTxC, kernel_KxCgxF = _promote(x_BxTxC, kernel_KxCgxF)
     kernel_size = kernel_KxCgxF.shape[0]
     pads = padding_amounts(x_BxTxC.shape[1], kernel_size, padding, stride, dilation)
-    return _conv1d(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups)
+    return _conv1d(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups, conv_lowering.get_conv_lowering())
 
 
 def _promote(x: jax.Array, kernel: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -118,20 +124,93 @@ def _conv1d_xla(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups):
     )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _conv1d(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups):
-    return _conv1d_xla(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _conv1d(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups, mode):
+    """`mode` is the `conv_lowering` mode where `conv1d` was called: the backward passes, traced later,
+    follow it too."""
+    return _forward(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups, mode)
 
 
-def _conv1d_fwd(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups):
-    y = _conv1d_xla(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups)
+def _conv1d_fwd(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups, mode):
+    y = _forward(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups, mode)
     return y, (x_BxTxC, kernel_KxCgxF)
 
 
-def _conv1d_bwd(stride, pads, dilation, groups, residuals, dy_BxOxF):
+def _conv1d_bwd(stride, pads, dilation, groups, mode, residuals, dy_BxOxF):
     x_BxTxC, kernel_KxCgxF = residuals
-    return (_input_gradient(dy_BxOxF, kernel_KxCgxF, x_BxTxC.shape[1], stride, pads, dilation, groups),
-            _kernel_gradient(dy_BxOxF, x_BxTxC, kernel_KxCgxF.shape[0], stride, pads, dilation, groups))
+    length, kernel_size = x_BxTxC.shape[1], kernel_KxCgxF.shape[0]
+    geometry = (stride, pads, dilation, groups, mode)
+
+    def xla_input_gradient(dy, kernel):
+        return _input_gradient(dy, kernel, length, stride, pads, dilation, groups)
+
+    def xla_kernel_gradient(x, dy):
+        return _kernel_gradient(dy, x, kernel_size, stride, pads, dilation, groups)
+
+    def onednn_input_gradient(dy, kernel, blocked):
+        return onednn.input_gradient(dy, kernel, length, stride, pads, dilation, blocked)
+
+    def onednn_kernel_gradient(x, dy, blocked):
+        return onednn.kernel_gradient(x, dy, kernel_size, stride, pads, dilation, blocked)
+
+    dx = _lowered("input_gradient", (dy_BxOxF, kernel_KxCgxF), x_BxTxC, kernel_KxCgxF, dy_BxOxF, geometry,
+                  xla_input_gradient, onednn_input_gradient)
+    dkernel = _lowered("kernel_gradient", (x_BxTxC, dy_BxOxF), x_BxTxC, kernel_KxCgxF, dy_BxOxF, geometry,
+                       xla_kernel_gradient, onednn_kernel_gradient)
+    return dx, dkernel
+
+
+def _forward(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups, mode):
+    def xla_forward(x, kernel):
+        return _conv1d_xla(x, kernel, stride, pads, dilation, groups)
+
+    def onednn_forward(x, kernel, blocked):
+        return onednn.forward(x, kernel, stride, pads, dilation, blocked)
+
+    out_len = (x_BxTxC.shape[1] + pads[0] + pads[1] - dilation * (kernel_KxCgxF.shape[0] - 1) - 1) // stride + 1
+    dy_shape = jax.ShapeDtypeStruct((x_BxTxC.shape[0], out_len, kernel_KxCgxF.shape[2]), x_BxTxC.dtype)
+    return _lowered("forward", (x_BxTxC, kernel_KxCgxF), x_BxTxC, kernel_KxCgxF, dy_shape,
+                    (stride, pads, dilation, groups, mode), xla_forward, onednn_forward)
+
+
+def _lowered(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass, onednn_pass):
+    """One pass of the convolution, computed by the implementation `conv_lowering` picks for its shapes.
+
+    `xla_pass(*operands)` is XLA's formulation; `onednn_pass(*operands, blocked)` oneDNN's (CPU,
+    float32, one group). oneDNN runs only when the function is lowered for the CPU.
+    """
+    choice = _lowering_choice(pass_name, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass, onednn_pass)
+    if choice == "xla":
+        return xla_pass(*operands)
+    blocked = choice == "onednn_blocked"
+    return lax.platform_dependent(*operands, cpu=lambda *ops: onednn_pass(*ops, blocked), default=xla_pass)
+
+
+def _lowering_choice(pass_name, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass, onednn_pass) -> str:
+    stride, pads, dilation, groups, mode = geometry
+    batch, length, channels = x_BxTxC.shape
+    kernel_size, _, filters = kernel_KxCgxF.shape
+    out_len = y_BxOxF.shape[1]
+    supported = (groups == 1 and x_BxTxC.dtype == jnp.float32 and kernel_KxCgxF.dtype == jnp.float32
+                 and min(batch, length, channels, filters, kernel_size, out_len) > 0
+                 and jax.default_backend() == "cpu")
+    flops = 2 * batch * out_len * channels * filters * kernel_size
+    if mode == "xla" or not supported or (mode == "auto" and flops < conv_lowering.MIN_TUNED_FLOPS):
+        return "xla"
+    if not onednn.available():
+        return "xla"
+    if mode == "onednn":
+        return "onednn"
+    candidates = {"xla": xla_pass,
+                  "onednn": lambda *ops: onednn_pass(*ops, False),
+                  "onednn_blocked": lambda *ops: onednn_pass(*ops, True)}
+    operands = {"forward": (x_BxTxC, kernel_KxCgxF), "input_gradient": (y_BxOxF, kernel_KxCgxF),
+                "kernel_gradient": (x_BxTxC, y_BxOxF)}[pass_name]
+    key = (f"{pass_name} B{batch} T{length} C{channels} F{filters} K{kernel_size} stride{stride} "
+           f"pad{pads[0]},{pads[1]} dilation{dilation}")
+    fingerprint = conv_lowering.machine_fingerprint(onednn.version())
+    shapes = [jax.ShapeDtypeStruct(op.shape, op.dtype) for op in operands]
+    return conv_lowering.choose(key, fingerprint, candidates, shapes)
 
 
 _conv1d.defvjp(_conv1d_fwd, _conv1d_bwd)

@@ -10,12 +10,13 @@ import difflib
 
 from omegaconf import DictConfig, OmegaConf
 
+from conv1dx.nn.conv_lowering import MODES as CONV_LOWERINGS
 from conv1dx.train.precision import COMPUTE_DTYPES
 
 TRAINER_KEYS = {
     "epochs", "batch_size", "eval_batch_size", "seeds", "validation_split", "steps_per_epoch",
     "early_stopping", "reduce_lr_on_plateau", "class_weight", "resume", "checkpoint", "data_parallel",
-    "replica_strategy", "compute_dtype",
+    "replica_strategy", "compute_dtype", "conv_lowering",
 }
 REQUIRED = ("seed", "dataset", "model", "optimizer", "trainer", "logger", "paths")
 
@@ -58,6 +59,9 @@ def check_config(cfg: DictConfig) -> None:
     if trainer.compute_dtype not in COMPUTE_DTYPES:
         raise ConfigError(f"trainer.compute_dtype must be {' or '.join(COMPUTE_DTYPES)}, got "
                           f"{trainer.compute_dtype!r}; e.g. trainer.compute_dtype=bfloat16.")
+    if trainer.conv_lowering not in CONV_LOWERINGS:
+        raise ConfigError(f"trainer.conv_lowering must be {', '.join(CONV_LOWERINGS)}, got "
+                          f"{trainer.conv_lowering!r}; e.g. trainer.conv_lowering=xla.")
     checkpoint = trainer.checkpoint
     _unknown("trainer.checkpoint", checkpoint.keys(), {"every", "every_seconds", "max_to_keep"})
     _positive_int("trainer.checkpoint.every", checkpoint.every, allow_none=True)

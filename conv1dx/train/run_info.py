@@ -14,7 +14,7 @@ import jax
 import conv1dx
 
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "hydra-core", "tensorflow-datasets",
-             "orbax-checkpoint")
+             "orbax-checkpoint", "onednn-cpu-gomp")
 
 
 def git_revision(path: str | Path | None = None) -> str | None:

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from conv1dx.nn import conv_ops
+from conv1dx.nn import conv_lowering, conv_ops
 
 # (model, layer, batch, steps, in channels, filters, kernel)
 SHAPES = [
@@ -42,8 +42,13 @@ def _autodiff(x, kernel):
     return lax.conv_general_dilated(x, kernel, (1,), ((0, 0),), dimension_numbers=("NWC", "WIO", "NWC"))
 
 
+def _xla(x, kernel):
+    with conv_lowering.conv_lowering("xla"):  # this study compares XLA lowerings; oneDNN has its own
+        return conv_ops.conv1d(x, kernel)
+
+
 IMPLEMENTATIONS = {
-    "xla": lambda x, kernel: conv_ops.conv1d(x, kernel),
+    "xla": _xla,
     "patches": lambda x, kernel: conv_ops.conv1d_patches(x, kernel),
     "autodiff": _autodiff,
 }

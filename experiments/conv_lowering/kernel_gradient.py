@@ -50,7 +50,7 @@ def _runner_with(form: str, model: str, steps: int):
     library = conv_ops._kernel_gradient
     conv_ops._kernel_gradient = FORMS[form]
     try:
-        runner = Conv1dxRunner({"experiment": model, "overrides": [], "steps": steps})
+        runner = Conv1dxRunner({"experiment": model, "overrides": ["trainer.conv_lowering=xla"], "steps": steps})
         runner.run(2)  # traces and compiles with the patched function
     finally:
         conv_ops._kernel_gradient = library

@@ -6,7 +6,8 @@ optimizer, data parallelism and the compiled epoch (`replicas.compile_epoch`) ar
 run's. `run(repeats)` then calls that epoch `repeats` times as the engine's epoch loop does (keys
 folded with the epoch number, all replicas active, metric sums fetched to the host after each
 epoch). Validation, checkpoints and logs are left out: they are not part of the steady-state
-training step.
+training step. The epoch is traced once when the runner is made, so the convolution lowering's
+one-time timing (when this machine has no decisions for the shapes yet) counts as setup.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class Conv1dxRunner:
         self.examples_per_epoch = (int(trainer.steps_per_epoch) * int(trainer.batch_size)
                                    * len(self.keys))
         self.epoch = 0
+        # Trace once now: the first trace on a machine times the convolution passes for
+        # `trainer.conv_lowering=auto` (conv1dx.nn.conv_lowering; once per machine and shape), which
+        # is setup, not the compile time the first epoch measures.
+        self.session.epoch_fn.trace(self.states, self.session.data.splits["train"].data,
+                                    rep.stack(self.keys), self.active)
 
     def run(self, repeats: int) -> int:
         """Train `repeats` epochs; returns the number of examples trained on (summed over seeds)."""

@@ -1,0 +1,179 @@
+"""Which implementation computes each convolution pass, chosen by measurement on this machine.
+
+Every pass of a convolution (the forward, the input gradient, the kernel gradient) can run as XLA's
+own convolution (`conv_ops`' formulation) or, on CPU, as oneDNN's (`conv1dx.nn.onednn`, channels-last
+or in oneDNN's blocked layouts). Which is fastest depends on the shapes: on the seed models oneDNN's
+forward is up to 25% faster than XLA's on the big layers and its channels-last input gradient is 2x
+slower on IMDB's first layer (experiments/conv_lowering/README.md, "oneDNN in conv_ops"). So:
+
+- ``"auto"`` (the default): on CPU, a float32, single-group convolution pass of at least
+  `MIN_TUNED_FLOPS` is timed once per machine with each candidate, inside a short compiled loop, and
+  the fastest is used; oneDNN must beat XLA by `MARGIN` to be chosen. Decisions are written to
+  `tuning_file()` and read back by later runs, so one machine keeps its choices and a re-run gives the
+  same numbers. Smaller passes, other dtypes, grouped convolutions and other backends use XLA.
+- ``"xla"``: XLA's convolution for every pass.
+- ``"onednn"``: oneDNN's channels-last kernels for every pass they support (to compare or test them).
+
+The mode comes from `set_conv_lowering` / the `conv_lowering` context manager (the trainer applies
+``trainer.conv_lowering``), else ``$CONV1DX_CONV_LOWERING``, else ``"auto"``. It is read when a function is
+traced: change it before `jax.jit` traces, not between calls of a compiled function.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import os
+import platform
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+MODES = ("auto", "xla", "onednn")
+CANDIDATES = ("xla", "onednn", "onednn_blocked")
+MIN_TUNED_FLOPS = 50e6  # 2 B O C F K below this (~0.3 ms at this machine's peak) is left to XLA untimed
+MARGIN = 0.05  # oneDNN is chosen only when it takes at most 95% of XLA's time
+_SCAN_LENGTH = 4  # calls per timed loop: how a training epoch calls a pass, with the OpenMP/XLA hand-offs
+_TIMED_LOOPS = 5
+
+_lock = threading.Lock()
+_mode: str | None = None
+_decisions: dict[Path, dict[str, dict]] = {}  # per tuning file: what it held when first read, plus new decisions
+
+
+def _checked(mode: str, source: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"{source}={mode!r} is not a convolution lowering; use one of {MODES}.")
+    return mode
+
+
+def get_conv_lowering() -> str:
+    """The mode in force: set by `set_conv_lowering`, else $CONV1DX_CONV_LOWERING, else "auto"."""
+    if _mode is not None:
+        return _mode
+    return _checked(os.environ.get("CONV1DX_CONV_LOWERING") or "auto", "CONV1DX_CONV_LOWERING")
+
+
+def set_conv_lowering(mode: str | None) -> str | None:
+    """Sets the mode for functions traced from now on (None: back to the environment's); returns the old one."""
+    global _mode
+    previous = _mode
+    _mode = None if mode is None else _checked(mode, "conv_lowering")
+    return previous
+
+
+@contextlib.contextmanager
+def conv_lowering(mode: str) -> Iterator[None]:
+    """`with conv_lowering("xla"): ...` traces the block's convolutions with that mode."""
+    previous = set_conv_lowering(mode)
+    try:
+        yield
+    finally:
+        set_conv_lowering(previous)
+
+
+def tuning_file() -> Path:
+    """Where decisions are kept: $CONV1DX_CONV_TUNING_FILE, else ~/.cache/conv1dx/conv_lowering.json."""
+    configured = os.environ.get("CONV1DX_CONV_TUNING_FILE")
+    if configured:
+        return Path(configured)
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home, "conv1dx", "conv_lowering.json")
+
+
+def machine_fingerprint(onednn_version: str) -> str:
+    """What a timing depends on besides the shapes: the CPU, the cores this process may use, the versions."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu}; {cores} cores; jax {jax.__version__}; oneDNN {onednn_version}"
+
+
+def _load_decisions() -> dict[str, dict]:
+    path = tuning_file()
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise ValueError(f"the convolution tuning file {path} cannot be read ({error}); delete it (it is "
+                         "rebuilt by timing) or point CONV1DX_CONV_TUNING_FILE elsewhere.") from error
+
+
+def _save_decision(fingerprint: str, key: str, decision: dict) -> None:
+    """Merges one decision into the file (re-read first, written atomically: parallel runs lose nothing)."""
+    path = tuning_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = _load_decisions()
+    stored.setdefault(fingerprint, {})[key] = decision
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as scratch:
+        json.dump(stored, scratch, indent=1, sort_keys=True)
+    os.replace(scratch.name, path)
+
+
+def choose(key: str, fingerprint: str, candidates: dict[str, Callable[..., jax.Array]],
+           operands: Sequence[jax.ShapeDtypeStruct]) -> str:
+    """The candidate to use for the pass `key` (stored decision, else timed now and stored).
+
+    `candidates` maps names from `CANDIDATES` (with "xla" among them) to functions of the pass's
+    operands; `operands` gives their shapes. Timing runs on its own thread, outside any trace.
+    """
+    with _lock:
+        path = tuning_file()
+        if path not in _decisions:
+            _decisions[path] = _load_decisions()
+        known = _decisions[path].get(fingerprint, {}).get(key)
+        if known is not None and known.get("choice") in candidates:
+            return known["choice"]
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            seconds = pool.submit(time_candidates, candidates, operands).result()
+        choice = decide(seconds)
+        decision = {"choice": choice, "ms": {name: round(1e3 * s, 3) for name, s in seconds.items()}}
+        _decisions[path].setdefault(fingerprint, {})[key] = decision
+        _save_decision(fingerprint, key, decision)
+        return choice
+
+
+def decide(seconds: dict[str, float]) -> str:
+    """The fastest candidate, but XLA unless another takes at most (1 - MARGIN) of XLA's time."""
+    fastest = min(seconds, key=seconds.get)
+    if fastest != "xla" and seconds[fastest] <= (1 - MARGIN) * seconds["xla"]:
+        return fastest
+    return "xla"
+
+
+def time_candidates(candidates: dict[str, Callable[..., jax.Array]],
+                    operands: Sequence[jax.ShapeDtypeStruct]) -> dict[str, float]:
+    """Seconds per call of each candidate: the fastest of `_TIMED_LOOPS` compiled loops of `_SCAN_LENGTH`
+    calls, the candidates' loops interleaved so a disturbance of the machine hits them alike."""
+    keys = jax.random.split(jax.random.key(0), len(operands))
+    arrays = [jax.random.normal(k, op.shape, op.dtype) for k, op in zip(keys, operands, strict=True)]
+    loops = {name: jax.jit(_looped(function)) for name, function in candidates.items()}
+    for loop in loops.values():
+        jax.block_until_ready(loop(*arrays))  # compile, and let oneDNN build its primitives
+    best = dict.fromkeys(loops, float("inf"))
+    for _ in range(_TIMED_LOOPS):
+        for name, loop in loops.items():
+            start = time.perf_counter()
+            jax.block_until_ready(loop(*arrays))
+            best[name] = min(best[name], (time.perf_counter() - start) / _SCAN_LENGTH)
+    return best
+
+
+def _looped(function: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    """`_SCAN_LENGTH` calls in a scan, each on a shifted first operand (so none is hoisted out)."""
+    def run(first, *rest):
+        def step(total, shift):
+            return total + jnp.sum(function(first + shift, *rest)), None
+        return jax.lax.scan(step, jnp.zeros((), first.dtype), jnp.arange(_SCAN_LENGTH, dtype=first.dtype))[0]
+    return run

@@ -1,0 +1,103 @@
+"""oneDNN's 1D convolution passes, called from compiled JAX code through `jax.ffi` (CPU only).
+
+`forward`, `input_gradient` and `kernel_gradient` compute the three passes of conv1dx's channels-last,
+single-group, float32 convolution (`conv_ops.conv1d`'s definition) with oneDNN's kernels, which are
+faster than XLA's CPU convolutions on the conv-heavy seed models (experiments/conv_lowering).
+`blocked=True` lets oneDNN reorder the operands into its own blocked layouts inside the call.
+
+`available()` builds and registers the handlers on first use (`library.build`); it is False, with the reason
+logged once, when oneDNN, a compiler or the build is missing, and conv_ops then uses
+XLA's convolution.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from conv1dx.nn.onednn import library
+from conv1dx.nn.onednn.library import OnednnUnavailable
+
+__all__ = ["OnednnUnavailable", "available", "forward", "input_gradient", "kernel_gradient", "load", "version"]
+
+_log = logging.getLogger(__name__)
+_TARGETS = {
+    "conv1dx_onednn_forward": "Conv1dxOnednnForward",
+    "conv1dx_onednn_input_gradient": "Conv1dxOnednnInputGradient",
+    "conv1dx_onednn_kernel_gradient": "Conv1dxOnednnKernelGradient",
+}
+
+
+@functools.cache
+def load() -> None:
+    """Builds (once per version) and loads the handlers and registers them as XLA FFI targets for the CPU.
+
+    oneDNN runs on GNU OpenMP threads beside XLA's own pool; unless the user set it, OpenMP's wait policy
+    is made passive so its threads sleep between calls instead of spinning on cores XLA needs.
+    Raises `OnednnUnavailable` when that cannot be done.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    path = library.build()
+    try:
+        handlers = ctypes.CDLL(str(path))
+    except OSError as error:
+        raise OnednnUnavailable(f"cannot load {path} ({error}); delete it to rebuild.") from error
+    for target, symbol in _TARGETS.items():
+        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(handlers, symbol)), platform="cpu")
+
+
+@functools.cache
+def available() -> bool:
+    """Whether the oneDNN handlers are registered (building them on the first call); logs why not once."""
+    try:
+        load()
+    except OnednnUnavailable as reason:
+        _log.warning("conv1dx: oneDNN convolutions unavailable, using XLA's: %s", reason)
+        return False
+    return True
+
+
+@functools.cache
+def version() -> str:
+    """The version of the oneDNN the handlers are built against ("unavailable" when they are not)."""
+    return library.onednn_version() if available() else "unavailable"
+
+
+def _call(target: str, out_shape: tuple[int, ...], a: jax.Array, b: jax.Array, stride: int,
+          pads: tuple[int, int], dilation: int, blocked: bool) -> jax.Array:
+    if not available():
+        raise OnednnUnavailable("oneDNN convolutions are unavailable (the log says why).")
+    out = jax.ShapeDtypeStruct(out_shape, jnp.float32)
+    return jax.ffi.ffi_call(target, out, vmap_method="sequential")(
+        a, b, stride=np.int64(stride), pad_left=np.int64(pads[0]), pad_right=np.int64(pads[1]),
+        dilation=np.int64(dilation), blocked=np.int64(blocked))
+
+
+def forward(x_BxTxC: jax.Array, kernel_KxCxF: jax.Array, stride: int, pads: tuple[int, int], dilation: int,
+            blocked: bool = False) -> jax.Array:
+    """y_BxOxF[b, o, f] = sum_{k, c} x_pad[b, o * stride + k * dilation, c] * kernel[k, c, f] (float32)."""
+    batch, length, _ = x_BxTxC.shape
+    kernel_size, _, filters = kernel_KxCxF.shape
+    out_len = (length + pads[0] + pads[1] - dilation * (kernel_size - 1) - 1) // stride + 1
+    return _call("conv1dx_onednn_forward", (batch, out_len, filters), x_BxTxC, kernel_KxCxF, stride, pads,
+                 dilation, blocked)
+
+
+def input_gradient(dy_BxOxF: jax.Array, kernel_KxCxF: jax.Array, length: int, stride: int,
+                   pads: tuple[int, int], dilation: int, blocked: bool = False) -> jax.Array:
+    """dx_BxTxC: the gradient of `forward` with respect to x, given dy and the input length T."""
+    return _call("conv1dx_onednn_input_gradient", (dy_BxOxF.shape[0], length, kernel_KxCxF.shape[1]),
+                 dy_BxOxF, kernel_KxCxF, stride, pads, dilation, blocked)
+
+
+def kernel_gradient(x_BxTxC: jax.Array, dy_BxOxF: jax.Array, kernel_size: int, stride: int,
+                    pads: tuple[int, int], dilation: int, blocked: bool = False) -> jax.Array:
+    """dkernel_KxCxF: the gradient of `forward` with respect to the kernel."""
+    return _call("conv1dx_onednn_kernel_gradient", (kernel_size, x_BxTxC.shape[2], dy_BxOxF.shape[2]),
+                 x_BxTxC, dy_BxOxF, stride, pads, dilation, blocked)
