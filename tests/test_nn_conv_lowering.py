@@ -118,3 +118,13 @@ def test_the_trainer_sets_the_mode(tmp_path, monkeypatch):
     assert conv_lowering.get_conv_lowering() == "xla"
     with pytest.raises(ConfigError, match=r"trainer\.conv_lowering must be auto, xla, onednn, got 'gpu'"):
         check_config(tiny_config(tmp_path, "trainer.conv_lowering=gpu"))
+
+
+def test_decisions_and_builds_live_in_the_user_cache_by_default(monkeypatch, tmp_path):
+    from conv1dx.nn.onednn import library
+
+    monkeypatch.delenv("CONV1DX_CONV_TUNING_FILE")
+    monkeypatch.delenv("CONV1DX_ONEDNN_BUILD_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert conv_lowering.tuning_file() == tmp_path / "conv1dx" / "conv_lowering.json"
+    assert library.build_dir() == tmp_path / "conv1dx" / "onednn"

@@ -35,6 +35,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from conv1dx.nn.user_cache import user_cache_path
+
 MODES = ("auto", "xla", "onednn")
 CANDIDATES = ("xla", "onednn", "onednn_blocked")
 # Passes of fewer FLOPs (2 B O C F K; ~5 ms at this machine's peak) stay on XLA untimed, and oneDNN must
@@ -85,11 +87,7 @@ def conv_lowering(mode: str) -> Iterator[None]:
 
 def tuning_file() -> Path:
     """Where decisions are kept: $CONV1DX_CONV_TUNING_FILE, else ~/.cache/conv1dx/conv_lowering.json."""
-    configured = os.environ.get("CONV1DX_CONV_TUNING_FILE")
-    if configured:
-        return Path(configured)
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home, "conv1dx", "conv_lowering.json")
+    return user_cache_path("CONV1DX_CONV_TUNING_FILE", "conv_lowering.json")
 
 
 def machine_fingerprint(onednn_version: str) -> str:

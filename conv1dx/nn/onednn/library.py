@@ -22,6 +22,8 @@ from pathlib import Path
 import jax
 import jaxlib
 
+from conv1dx.nn.user_cache import user_cache_path
+
 SOURCE = Path(__file__).with_name("conv1d.cc")
 _HEADER = Path("include", "oneapi", "dnnl", "dnnl.hpp")
 
@@ -54,11 +56,7 @@ def compiler() -> str:
 
 def build_dir() -> Path:
     """Where built libraries are kept: `$CONV1DX_ONEDNN_BUILD_DIR`, else `~/.cache/conv1dx/onednn`."""
-    configured = os.environ.get("CONV1DX_ONEDNN_BUILD_DIR")
-    if configured:
-        return Path(configured)
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home, "conv1dx", "onednn")
+    return user_cache_path("CONV1DX_ONEDNN_BUILD_DIR", "onednn")
 
 
 def _version_text(prefix: Path) -> str:
