@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -90,6 +91,7 @@ def tuning_file() -> Path:
     return user_cache_path("CONV1DX_CONV_TUNING_FILE", "conv_lowering.json")
 
 
+@functools.cache
 def machine_fingerprint(onednn_version: str) -> str:
     """What a timing depends on besides the shapes: the CPU, the cores this process may use, the versions."""
     cpu = platform.processor() or platform.machine()

@@ -56,8 +56,12 @@ def conv_output_length(length: int | None, kernel_size: int, padding: str, strid
     """O = floor((T + total_padding - dilation*(K-1) - 1) / stride) + 1 (None for unknown T)."""
     if length is None:
         return None
-    left, right = padding_amounts(length, kernel_size, padding, stride, dilation)
-    return (length + left + right - dilation * (kernel_size - 1) - 1) // stride + 1
+    pads = padding_amounts(length, kernel_size, padding, stride, dilation)
+    return _padded_output_length(length, kernel_size, pads, stride, dilation)
+
+
+def _padded_output_length(length: int, kernel_size: int, pads: tuple[int, int], stride: int, dilation: int) -> int:
+    return (length + pads[0] + pads[1] - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
 def conv1d(x_BxTxC: jax.Array, kernel_KxCgxF: jax.Array, *, stride: int = 1, padding: str = "valid",
@@ -167,7 +171,7 @@ def _forward(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups, mode):
     def onednn_forward(x, kernel, blocked):
         return onednn.forward(x, kernel, stride, pads, dilation, blocked)
 
-    out_len = (x_BxTxC.shape[1] + pads[0] + pads[1] - dilation * (kernel_KxCgxF.shape[0] - 1) - 1) // stride + 1
+    out_len = _padded_output_length(x_BxTxC.shape[1], kernel_KxCgxF.shape[0], pads, stride, dilation)
     dy_shape = jax.ShapeDtypeStruct((x_BxTxC.shape[0], out_len, kernel_KxCgxF.shape[2]), x_BxTxC.dtype)
     return _lowered("forward", (x_BxTxC, kernel_KxCgxF), x_BxTxC, kernel_KxCgxF, dy_shape,
                     (stride, pads, dilation, groups, mode), xla_forward, onednn_forward)
@@ -179,14 +183,16 @@ def _lowered(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla
     `xla_pass(*operands)` is XLA's formulation; `onednn_pass(*operands, blocked)` oneDNN's (CPU,
     float32, one group). oneDNN runs only when the function is lowered for the CPU.
     """
-    choice = _lowering_choice(pass_name, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass, onednn_pass)
+    choice = _lowering_choice(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass,
+                              onednn_pass)
     if choice == "xla":
         return xla_pass(*operands)
     blocked = choice == "onednn_blocked"
     return lax.platform_dependent(*operands, cpu=lambda *ops: onednn_pass(*ops, blocked), default=xla_pass)
 
 
-def _lowering_choice(pass_name, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass, onednn_pass) -> str:
+def _lowering_choice(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass,
+                     onednn_pass) -> str:
     stride, pads, dilation, groups, mode = geometry
     batch, length, channels = x_BxTxC.shape
     kernel_size, _, filters = kernel_KxCgxF.shape
@@ -204,8 +210,6 @@ def _lowering_choice(pass_name, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_p
     candidates = {"xla": xla_pass,
                   "onednn": lambda *ops: onednn_pass(*ops, False),
                   "onednn_blocked": lambda *ops: onednn_pass(*ops, True)}
-    operands = {"forward": (x_BxTxC, kernel_KxCgxF), "input_gradient": (y_BxOxF, kernel_KxCgxF),
-                "kernel_gradient": (x_BxTxC, y_BxOxF)}[pass_name]
     key = (f"{pass_name} B{batch} T{length} C{channels} F{filters} K{kernel_size} stride{stride} "
            f"pad{pads[0]},{pads[1]} dilation{dilation}")
     fingerprint = conv_lowering.machine_fingerprint(onednn.version())
