@@ -28,8 +28,9 @@ def decisions(monkeypatch, tmp_path):
 
 
 def test_decide_prefers_xla_unless_clearly_beaten():
-    assert conv_lowering.decide({"xla": 1.0, "onednn": 0.91, "onednn_blocked": 0.97}) == "xla"
-    assert conv_lowering.decide({"xla": 1.0, "onednn": 0.9, "onednn_blocked": 0.97}) == "onednn"
+    just_short, enough = 1 - conv_lowering.MARGIN + 0.01, 1 - conv_lowering.MARGIN
+    assert conv_lowering.decide({"xla": 1.0, "onednn": just_short, "onednn_blocked": 0.99}) == "xla"
+    assert conv_lowering.decide({"xla": 1.0, "onednn": enough, "onednn_blocked": 0.99}) == "onednn"
     assert conv_lowering.decide({"xla": 1.0, "onednn": 0.8, "onednn_blocked": 0.5}) == "onednn_blocked"
     assert conv_lowering.decide({"xla": 0.5, "onednn": 0.9}) == "xla"
 

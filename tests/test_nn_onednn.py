@@ -18,7 +18,8 @@ from tests import reference
 SUPPORTED = sys.platform == "linux" and platform.machine() == "x86_64"
 needs_onednn = pytest.mark.skipif(not SUPPORTED, reason="conv1dx installs oneDNN on Linux x86-64 only")
 
-SHAPES = [(2, 17, 3, 5, 3), (3, 30, 8, 16, 5), (1, 9, 4, 2, 1)]  # B, T, C, F, K
+# B, T, C, F, K; batches split into uneven chunks across XLA's threads (7 over 2, 4 or 8 threads)
+SHAPES = [(2, 17, 3, 5, 3), (3, 30, 8, 16, 5), (1, 9, 4, 2, 1), (7, 12, 6, 4, 3)]
 GRID = list(itertools.product(SHAPES, [1, 2, 3], [1, 2], ["valid", "same", "causal"], [False, True]))
 
 
@@ -77,6 +78,28 @@ def test_conv1d_lowered_to_onednn_is_the_same_function(stride, dilation, padding
     np.testing.assert_allclose(value, want_value, rtol=1e-5)
     np.testing.assert_allclose(dx, want_dx, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(dk, want_dk, rtol=1e-4, atol=1e-4)
+
+
+@needs_onednn
+def test_calls_repeat_bit_for_bit_and_run_side_by_side():
+    """A call splits its batch across XLA's threads (the kernel gradient sums the chunks in a fixed order):
+    the same operands give the same bits every time, and independent calls in one program, which XLA may
+    run at once on the same pool, each give the reference's answer."""
+    x, kernel, dy, pads = _operands(9, 50, 8, 12, 5, 1, 1, "valid", seed=2)
+
+    @jax.jit
+    def passes(a, b, g):
+        return (onednn.kernel_gradient(a, g, 5, 1, pads, 1), onednn.kernel_gradient(2 * a, g, 5, 1, pads, 1),
+                onednn.forward(a, b, 1, pads, 1), onednn.input_gradient(g, b, 50, 1, pads, 1))
+
+    first, second = passes(x, kernel, dy), passes(x, kernel, dy)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    want_dk = reference.conv1d_kernel_gradient(x, dy, 5)
+    np.testing.assert_allclose(first[0], want_dk, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(first[1], 2 * want_dk, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(first[2], reference.conv1d(x, kernel), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(first[3], reference.conv1d_input_gradient(dy, kernel, 50), rtol=1e-4, atol=1e-4)
 
 
 @needs_onednn

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
-import os
 
 import jax
 import jax.numpy as jnp
@@ -38,11 +37,9 @@ _TARGETS = {
 def load() -> None:
     """Builds (once per version) and loads the handlers and registers them as XLA FFI targets for the CPU.
 
-    oneDNN runs on GNU OpenMP threads beside XLA's own pool; unless the user set it, OpenMP's wait policy
-    is made passive so its threads sleep between calls instead of spinning on cores XLA needs.
-    Raises `OnednnUnavailable` when that cannot be done.
+    The handlers run oneDNN single-threaded on chunks of the batch, on XLA's own intra-op threads (no
+    OpenMP team). Raises `OnednnUnavailable` when that cannot be done.
     """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     path = library.build()
     try:
         handlers = ctypes.CDLL(str(path))

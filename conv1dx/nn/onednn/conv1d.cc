@@ -9,17 +9,32 @@
 //   conv1dx_onednn_input_gradient   dy, kernel -> dx (B, T, C)     the transpose of the forward in x
 //   conv1dx_onednn_kernel_gradient  x, dy -> dkernel (K, C, F)     the transpose of the forward in the kernel
 //
+// Threads: a call splits the batch into one chunk per thread of XLA's intra-op pool (`ffi::ThreadPool`)
+// and runs each chunk single-threaded, on the calling thread and on the pool's threads, the way XLA runs
+// its own convolutions. oneDNN's OpenMP threads are never used: waking a separate OpenMP team beside
+// XLA's pool, whose threads spin between tasks, cost the training epoch more than the call itself.
+// Chunks are claimed from a counter, so the caller finishes alone when the pool is busy (no deadlock).
+// The kernel gradient sums each chunk's partial gradient, in chunk order.
+//
 // A plan (the primitive, its reorders and memory descriptors) is built on the first call for a geometry
 // and kept for the life of the process. Executing a plan allocates its scratchpad and blocked buffers per
 // call, so concurrent calls (XLA may run independent thunks in parallel) share nothing mutable.
+#include <omp.h>
+
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
@@ -173,9 +188,64 @@ void Execute(const Plan& plan, void* in0, void* in1, void* out) {
   stream.wait();
 }
 
-ffi::Error Run(Pass pass, int64_t B, int64_t T, int64_t C, int64_t F, int64_t K, int64_t O, int64_t stride,
-               int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t blocked, void* in0, void* in1,
-               void* out) {
+// Makes oneDNN run on the calling thread only (OpenMP's per-thread limit), restoring the limit after.
+class SerialOpenmp {
+ public:
+  SerialOpenmp() : previous_(omp_get_max_threads()) {
+    if (previous_ != 1) omp_set_num_threads(1);
+  }
+  ~SerialOpenmp() {
+    if (previous_ != 1) omp_set_num_threads(previous_);
+  }
+
+ private:
+  int previous_;
+};
+
+// The work of one call, shared with the pool's tasks; a task that starts after every chunk is claimed
+// only reads `next`, so the state outlives the call through shared ownership.
+struct Chunks {
+  int64_t count = 0;
+  std::function<void(int64_t)> run;
+  std::atomic<int64_t> next{0};
+  std::mutex mutex;
+  std::condition_variable all_done;
+  int64_t done = 0;
+  std::string error;
+};
+
+void Drain(Chunks& chunks) {
+  for (int64_t i = chunks.next.fetch_add(1); i < chunks.count; i = chunks.next.fetch_add(1)) {
+    std::string error;
+    try {
+      SerialOpenmp serial;
+      chunks.run(i);
+    } catch (const dnnl::error& e) {
+      error = std::string("conv1dx oneDNN convolution failed: ") + e.what();
+    } catch (const std::exception& e) {
+      error = std::string("conv1dx oneDNN convolution failed: ") + e.what();
+    }
+    std::lock_guard<std::mutex> lock(chunks.mutex);
+    if (chunks.error.empty()) chunks.error = error;
+    if (++chunks.done == chunks.count) chunks.all_done.notify_all();
+  }
+}
+
+// Runs run(0) ... run(count - 1) on this thread and the pool's; returns the first error ("" if none).
+std::string ParallelFor(ffi::ThreadPool& pool, int64_t count, std::function<void(int64_t)> run) {
+  auto chunks = std::make_shared<Chunks>();
+  chunks->count = count;
+  chunks->run = std::move(run);
+  for (int64_t i = 1; i < count; ++i) pool.Schedule([chunks] { Drain(*chunks); });
+  Drain(*chunks);
+  std::unique_lock<std::mutex> lock(chunks->mutex);
+  chunks->all_done.wait(lock, [&] { return chunks->done == chunks->count; });
+  return chunks->error;
+}
+
+ffi::Error Run(ffi::ThreadPool pool, Pass pass, int64_t B, int64_t T, int64_t C, int64_t F, int64_t K, int64_t O,
+               int64_t stride, int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t blocked, float* in0,
+               float* in1, float* out) {
   if (stride < 1 || dilation < 1 || pad_left < 0 || pad_right < 0) {
     return ffi::Error::InvalidArgument("conv1dx oneDNN convolution: stride and dilation must be >= 1, padding >= 0");
   }
@@ -183,10 +253,27 @@ ffi::Error Run(Pass pass, int64_t B, int64_t T, int64_t C, int64_t F, int64_t K,
     return ffi::Error::InvalidArgument("conv1dx oneDNN convolution: every dimension must be >= 1 (conv_ops "
                                        "keeps empty arrays on XLA's convolution)");
   }
-  try {
-    Execute(*GetPlan({pass, B, T, C, F, K, O, stride, pad_left, pad_right, dilation, blocked}), in0, in1, out);
-  } catch (const dnnl::error& error) {
-    return ffi::Error::Internal(std::string("conv1dx oneDNN convolution failed: ") + error.what());
+  const int64_t count = std::clamp<int64_t>(pool.num_threads(), 1, B);
+  const int64_t x_size = T * C, y_size = O * F, kernel_size = K * C * F;
+  // Batch rows of chunk i: [first(i), first(i + 1)), sizes differing by at most one.
+  auto first = [B, count](int64_t i) { return i * (B / count) + std::min(i, B % count); };
+  std::vector<std::vector<float>> partial_kernels(pass == kKernelGradient ? count - 1 : 0,
+                                                  std::vector<float>(kernel_size));
+  auto run = [&](int64_t i) {
+    const int64_t b0 = first(i), rows = first(i + 1) - b0;
+    const Plan& plan = *GetPlan({pass, rows, T, C, F, K, O, stride, pad_left, pad_right, dilation, blocked});
+    if (pass == kForward) {
+      Execute(plan, in0 + b0 * x_size, in1, out + b0 * y_size);
+    } else if (pass == kInputGradient) {
+      Execute(plan, in0 + b0 * y_size, in1, out + b0 * x_size);
+    } else {
+      Execute(plan, in0 + b0 * x_size, in1 + b0 * y_size, i == 0 ? out : partial_kernels[i - 1].data());
+    }
+  };
+  const std::string error = ParallelFor(pool, count, run);
+  if (!error.empty()) return ffi::Error::Internal(error);
+  for (const auto& partial : partial_kernels) {
+    for (int64_t j = 0; j < kernel_size; ++j) out[j] += partial[j];
   }
   return ffi::Error::Success();
 }
@@ -194,29 +281,30 @@ ffi::Error Run(Pass pass, int64_t B, int64_t T, int64_t C, int64_t F, int64_t K,
 using F32 = ffi::Buffer<ffi::F32>;
 using F32Result = ffi::ResultBuffer<ffi::F32>;
 
-ffi::Error Forward(F32 x, F32 kernel, F32Result y, int64_t stride, int64_t pad_left, int64_t pad_right,
+ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 kernel, F32Result y, int64_t stride, int64_t pad_left, int64_t pad_right,
                    int64_t dilation, int64_t blocked) {
   const auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
-  return Run(kForward, xd[0], xd[1], xd[2], kd[2], kd[0], yd[1], stride, pad_left, pad_right, dilation, blocked,
-             x.untyped_data(), kernel.untyped_data(), y->untyped_data());
+  return Run(pool, kForward, xd[0], xd[1], xd[2], kd[2], kd[0], yd[1], stride, pad_left, pad_right, dilation, blocked,
+             x.typed_data(), kernel.typed_data(), y->typed_data());
 }
 
-ffi::Error InputGradient(F32 dy, F32 kernel, F32Result dx, int64_t stride, int64_t pad_left, int64_t pad_right,
+ffi::Error InputGradient(ffi::ThreadPool pool, F32 dy, F32 kernel, F32Result dx, int64_t stride, int64_t pad_left, int64_t pad_right,
                          int64_t dilation, int64_t blocked) {
   const auto dyd = dy.dimensions(), kd = kernel.dimensions(), dxd = dx->dimensions();
-  return Run(kInputGradient, dyd[0], dxd[1], dxd[2], kd[2], kd[0], dyd[1], stride, pad_left, pad_right, dilation,
-             blocked, dy.untyped_data(), kernel.untyped_data(), dx->untyped_data());
+  return Run(pool, kInputGradient, dyd[0], dxd[1], dxd[2], kd[2], kd[0], dyd[1], stride, pad_left, pad_right, dilation,
+             blocked, dy.typed_data(), kernel.typed_data(), dx->typed_data());
 }
 
-ffi::Error KernelGradient(F32 x, F32 dy, F32Result dkernel, int64_t stride, int64_t pad_left, int64_t pad_right,
+ffi::Error KernelGradient(ffi::ThreadPool pool, F32 x, F32 dy, F32Result dkernel, int64_t stride, int64_t pad_left, int64_t pad_right,
                           int64_t dilation, int64_t blocked) {
   const auto xd = x.dimensions(), dyd = dy.dimensions(), kd = dkernel->dimensions();
-  return Run(kKernelGradient, xd[0], xd[1], xd[2], dyd[2], kd[0], dyd[1], stride, pad_left, pad_right, dilation,
-             blocked, x.untyped_data(), dy.untyped_data(), dkernel->untyped_data());
+  return Run(pool, kKernelGradient, xd[0], xd[1], xd[2], dyd[2], kd[0], dyd[1], stride, pad_left, pad_right, dilation,
+             blocked, x.typed_data(), dy.typed_data(), dkernel->typed_data());
 }
 
 auto Bind() {
   return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
       .Arg<F32>()
       .Arg<F32>()
       .Ret<F32>()

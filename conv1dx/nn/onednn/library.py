@@ -97,7 +97,7 @@ def build() -> Path:
     lib = prefix / "lib"
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         partial = Path(scratch, target.name)
-        command = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-isystem", jax.ffi.include_dir(),
+        command = [cxx, "-O2", "-std=c++17", "-fopenmp", "-shared", "-fPIC", "-isystem", jax.ffi.include_dir(),
                    "-isystem", str(prefix / "include"), str(SOURCE), "-L", str(lib), "-ldnnl",
                    f"-Wl,-rpath,{lib}", "-o", str(partial)]
         result = subprocess.run(command, capture_output=True, text=True)
