@@ -92,8 +92,9 @@ def tuning_file() -> Path:
 
 
 @functools.cache
-def machine_fingerprint(onednn_version: str) -> str:
-    """What a timing depends on besides the shapes: the CPU, the cores this process may use, the versions."""
+def machine_fingerprint(onednn_build: str) -> str:
+    """What a timing depends on besides the shapes: the CPU, the cores this process may use, jax's version
+    and the oneDNN build (`onednn.build_id()`: oneDNN's version and the handlers')."""
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -101,7 +102,7 @@ def machine_fingerprint(onednn_version: str) -> str:
                  if line.startswith("model name")]
         cpu = names[0] if names else cpu
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}; {cores} cores; jax {jax.__version__}; oneDNN {onednn_version}"
+    return f"{cpu}; {cores} cores; jax {jax.__version__}; oneDNN {onednn_build}"
 
 
 def _load_decisions() -> dict[str, dict]:

@@ -212,7 +212,7 @@ def _lowering_choice(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geome
                   "onednn_blocked": lambda *ops: onednn_pass(*ops, True)}
     key = (f"{pass_name} B{batch} T{length} C{channels} F{filters} K{kernel_size} stride{stride} "
            f"pad{pads[0]},{pads[1]} dilation{dilation}")
-    fingerprint = conv_lowering.machine_fingerprint(onednn.version())
+    fingerprint = conv_lowering.machine_fingerprint(onednn.build_id())
     shapes = [jax.ShapeDtypeStruct(op.shape, op.dtype) for op in operands]
     return conv_lowering.choose(key, fingerprint, candidates, shapes)
 

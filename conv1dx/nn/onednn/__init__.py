@@ -23,7 +23,7 @@ import numpy as np
 from conv1dx.nn.onednn import library
 from conv1dx.nn.onednn.library import OnednnUnavailable
 
-__all__ = ["OnednnUnavailable", "available", "forward", "input_gradient", "kernel_gradient", "load", "version"]
+__all__ = ["OnednnUnavailable", "available", "build_id", "forward", "input_gradient", "kernel_gradient", "load", "version"]
 
 _log = logging.getLogger(__name__)
 _TARGETS = {
@@ -64,6 +64,18 @@ def available() -> bool:
 def version() -> str:
     """The version of the oneDNN the handlers are built against ("unavailable" when they are not)."""
     return library.onednn_version() if available() else "unavailable"
+
+
+@functools.cache
+def build_id() -> str:
+    """oneDNN's version and the digest naming the built handlers, e.g. "3.2.0, handlers 177ca916103cb7df".
+
+    The handlers' speed depends on their source as much as on oneDNN, so timings (conv_lowering's
+    decisions) are kept per build: a changed handler is timed again.
+    """
+    if not available():
+        return "unavailable"
+    return f"{version()}, handlers {library.library_path().stem.rsplit('_', 1)[-1]}"
 
 
 def _call(target: str, out_shape: tuple[int, ...], a: jax.Array, b: jax.Array, stride: int,
