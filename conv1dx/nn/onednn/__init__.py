@@ -23,7 +23,8 @@ import numpy as np
 from conv1dx.nn.onednn import library
 from conv1dx.nn.onednn.library import OnednnUnavailable
 
-__all__ = ["OnednnUnavailable", "available", "build_id", "forward", "input_gradient", "kernel_gradient", "load", "version"]
+__all__ = ["OnednnUnavailable", "available", "build_id", "forward", "input_gradient", "kernel_gradient", "load",
+           "version"]
 
 _log = logging.getLogger(__name__)
 _TARGETS = {
