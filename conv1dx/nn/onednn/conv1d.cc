@@ -14,7 +14,7 @@
 // its own convolutions. oneDNN's OpenMP threads are never used: waking a separate OpenMP team beside
 // XLA's pool, whose threads spin between tasks, cost the training epoch more than the call itself.
 // Chunks are claimed from a counter, so the caller finishes alone when the pool is busy (no deadlock).
-// The kernel gradient sums each chunk's partial gradient, in chunk order.
+// The kernel gradient sums the chunks' partial gradients in chunk order, split by element across threads.
 //
 // A plan (the primitive, its reorders and memory descriptors) is built on the first call for a geometry
 // and kept for the life of the process. Executing a plan allocates its scratchpad and blocked buffers per
@@ -257,8 +257,11 @@ ffi::Error Run(ffi::ThreadPool pool, Pass pass, int64_t B, int64_t T, int64_t C,
   const int64_t x_size = T * C, y_size = O * F, kernel_size = K * C * F;
   // Batch rows of chunk i: [first(i), first(i + 1)), sizes differing by at most one.
   auto first = [B, count](int64_t i) { return i * (B / count) + std::min(i, B % count); };
-  std::vector<std::vector<float>> partial_kernels(pass == kKernelGradient ? count - 1 : 0,
-                                                  std::vector<float>(kernel_size));
+  // Chunk i > 0 of the kernel gradient writes its partial sum here (every element is written).
+  std::vector<std::unique_ptr<float[]>> partial_kernels;
+  for (int64_t i = 1; pass == kKernelGradient && i < count; ++i) {
+    partial_kernels.emplace_back(new float[kernel_size]);
+  }
   auto run = [&](int64_t i) {
     const int64_t b0 = first(i), rows = first(i + 1) - b0;
     const Plan& plan = *GetPlan({pass, rows, T, C, F, K, O, stride, pad_left, pad_right, dilation, blocked});
@@ -267,14 +270,22 @@ ffi::Error Run(ffi::ThreadPool pool, Pass pass, int64_t B, int64_t T, int64_t C,
     } else if (pass == kInputGradient) {
       Execute(plan, in0 + b0 * y_size, in1, out + b0 * x_size);
     } else {
-      Execute(plan, in0 + b0 * x_size, in1 + b0 * y_size, i == 0 ? out : partial_kernels[i - 1].data());
+      Execute(plan, in0 + b0 * x_size, in1 + b0 * y_size, i == 0 ? out : partial_kernels[i - 1].get());
     }
   };
-  const std::string error = ParallelFor(pool, count, run);
-  if (!error.empty()) return ffi::Error::Internal(error);
-  for (const auto& partial : partial_kernels) {
-    for (int64_t j = 0; j < kernel_size; ++j) out[j] += partial[j];
+  std::string error = ParallelFor(pool, count, run);
+  if (error.empty() && !partial_kernels.empty()) {
+    // out += partial_1 + ... + partial_{count-1}, in that order for every element, each thread
+    // summing its own range of elements.
+    auto sum_range = [&](int64_t i) {
+      const int64_t begin = i * kernel_size / count, end = (i + 1) * kernel_size / count;
+      for (const auto& partial : partial_kernels) {
+        for (int64_t j = begin; j < end; ++j) out[j] += partial[j];
+      }
+    };
+    error = ParallelFor(pool, count, sum_range);
   }
+  if (!error.empty()) return ffi::Error::Internal(error);
   return ffi::Error::Success();
 }
 
