@@ -3,7 +3,7 @@
 Every pass of a convolution (the forward, the input gradient, the kernel gradient) can run as XLA's
 own convolution (`conv_ops`' formulation) or, on CPU, as oneDNN's (`conv1dx.nn.onednn`, channels-last
 or in oneDNN's blocked layouts). Which is fastest depends on the shapes: on the seed models oneDNN's
-forward takes up to 43% less time than XLA's (Jena's first layer) and its channels-last input gradient 1.4x
+forward takes up to 43% less time than XLA's (Jena's first layer) and its channels-last input gradient is 1.4x
 slower on IMDB's first layer (experiments/conv_lowering/README.md, "oneDNN in conv_ops"). So:
 
 - ``"auto"`` (the default): on CPU, a float32, single-group convolution pass of at least
