@@ -3,8 +3,12 @@ and the build's errors. On Linux x86-64 oneDNN is a dependency, so there it must
 tests that need it are skipped."""
 
 import itertools
+import os
 import platform
+import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +22,8 @@ from tests import reference
 SUPPORTED = sys.platform == "linux" and platform.machine() == "x86_64"
 needs_onednn = pytest.mark.skipif(not SUPPORTED, reason="conv1dx installs oneDNN on Linux x86-64 only")
 
-# B, T, C, F, K; batches split into uneven chunks across XLA's threads (7 over 2, 4 or 8 threads)
+# B, T, C, F, K; a call splits the batch across XLA's threads (uneven chunks: 3 or 7 rows over 2 threads;
+# other thread counts: test_chunking_over_other_thread_counts)
 SHAPES = [(2, 17, 3, 5, 3), (3, 30, 8, 16, 5), (1, 9, 4, 2, 1), (7, 12, 6, 4, 3)]
 GRID = list(itertools.product(SHAPES, [1, 2, 3], [1, 2], ["valid", "same", "causal"], [False, True]))
 
@@ -100,6 +105,44 @@ def test_calls_repeat_bit_for_bit_and_run_side_by_side():
     np.testing.assert_allclose(first[1], 2 * want_dk, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(first[2], reference.conv1d(x, kernel), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(first[3], reference.conv1d_input_gradient(dy, kernel, 50), rtol=1e-4, atol=1e-4)
+
+
+_CHUNKING_SCRIPT = textwrap.dedent("""
+    import numpy as np, jax
+    from conv1dx.nn import conv_ops, onednn
+    from tests import reference
+    for batch in (1, 2, 4, 5, 9):
+        for stride, dilation, padding in ((1, 1, "valid"), (2, 2, "same")):
+            rng = np.random.default_rng(batch)
+            x = rng.normal(size=(batch, 23, 6)).astype(np.float32)
+            kernel = rng.normal(size=(3, 6, 5)).astype(np.float32)
+            pads = conv_ops.padding_amounts(23, 3, padding, stride, dilation)
+            out_len = conv_ops.conv_output_length(23, 3, padding, stride, dilation)
+            dy = rng.normal(size=(batch, out_len, 5)).astype(np.float32)
+            geometry = dict(stride=stride, padding=padding, dilation=dilation)
+            for blocked in (False, True):
+                got = (onednn.forward(x, kernel, stride, pads, dilation, blocked),
+                       onednn.input_gradient(dy, kernel, 23, stride, pads, dilation, blocked),
+                       onednn.kernel_gradient(x, dy, 3, stride, pads, dilation, blocked))
+                want = (reference.conv1d(x, kernel, **geometry),
+                        reference.conv1d_input_gradient(dy, kernel, 23, **geometry),
+                        reference.conv1d_kernel_gradient(x, dy, 3, **geometry))
+                for g, w in zip(got, want):
+                    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+    print("checked")
+""")
+
+
+@needs_onednn
+@pytest.mark.parametrize("threads", [3, 8])
+def test_chunking_over_other_thread_counts(threads):
+    """XLA's pool has as many threads as `NPROC` says (else the cores): batches smaller than the pool,
+    and uneven splits over 3 and 8 threads, still give the references' answers."""
+    env = {**os.environ, "NPROC": str(threads)}
+    result = subprocess.run([sys.executable, "-c", _CHUNKING_SCRIPT], cwd=Path(__file__).parents[1], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checked" in result.stdout
 
 
 @needs_onednn

@@ -138,12 +138,31 @@ std::shared_ptr<const Plan> MakePlan(const Key& key) {
   return plan;
 }
 
+// Makes oneDNN run on the calling thread only (OpenMP's per-thread limit), restoring the limit after.
+// Plans are made and executed under it: oneDNN sizes a primitive's kernels and scratchpad by the thread
+// count it sees at creation, so a plan must run with the count it was made with.
+class SerialOpenmp {
+ public:
+  SerialOpenmp() : previous_(omp_get_max_threads()) {
+    if (previous_ != 1) omp_set_num_threads(1);
+  }
+  ~SerialOpenmp() {
+    if (previous_ != 1) omp_set_num_threads(previous_);
+  }
+
+ private:
+  int previous_;
+};
+
 std::shared_ptr<const Plan> GetPlan(const Key& key) {
   static std::mutex mutex;
   static std::map<Key, std::shared_ptr<const Plan>> plans;
   std::lock_guard<std::mutex> lock(mutex);
   auto found = plans.find(key);
-  if (found == plans.end()) found = plans.emplace(key, MakePlan(key)).first;
+  if (found == plans.end()) {
+    SerialOpenmp serial;
+    found = plans.emplace(key, MakePlan(key)).first;
+  }
   return found->second;
 }
 
@@ -161,6 +180,7 @@ void ReorderInto(dnnl::stream& stream, const Operand& operand, memory& from, mem
 
 // Runs a plan on conv1dx's buffers: in0, in1 -> out.
 void Execute(const Plan& plan, void* in0, void* in1, void* out) {
+  SerialOpenmp serial;
   dnnl::stream stream(Engine());
   std::unordered_map<int, memory> args;
   auto bind_input = [&](const Operand& operand, void* data) {
@@ -188,20 +208,6 @@ void Execute(const Plan& plan, void* in0, void* in1, void* out) {
   stream.wait();
 }
 
-// Makes oneDNN run on the calling thread only (OpenMP's per-thread limit), restoring the limit after.
-class SerialOpenmp {
- public:
-  SerialOpenmp() : previous_(omp_get_max_threads()) {
-    if (previous_ != 1) omp_set_num_threads(1);
-  }
-  ~SerialOpenmp() {
-    if (previous_ != 1) omp_set_num_threads(previous_);
-  }
-
- private:
-  int previous_;
-};
-
 // The work of one call, shared with the pool's tasks; a task that starts after every chunk is claimed
 // only reads `next`, so the state outlives the call through shared ownership.
 struct Chunks {
@@ -218,12 +224,11 @@ void Drain(Chunks& chunks) {
   for (int64_t i = chunks.next.fetch_add(1); i < chunks.count; i = chunks.next.fetch_add(1)) {
     std::string error;
     try {
-      SerialOpenmp serial;
       chunks.run(i);
-    } catch (const dnnl::error& e) {
-      error = std::string("conv1dx oneDNN convolution failed: ") + e.what();
     } catch (const std::exception& e) {
       error = std::string("conv1dx oneDNN convolution failed: ") + e.what();
+    } catch (...) {
+      error = "conv1dx oneDNN convolution failed with an unknown exception";
     }
     std::lock_guard<std::mutex> lock(chunks.mutex);
     if (chunks.error.empty()) chunks.error = error;
@@ -232,16 +237,33 @@ void Drain(Chunks& chunks) {
 }
 
 // Runs run(0) ... run(count - 1) on this thread and the pool's; returns the first error ("" if none).
+// Returns only once every chunk has run, whatever fails, so no task touches the caller's state later.
 std::string ParallelFor(ffi::ThreadPool& pool, int64_t count, std::function<void(int64_t)> run) {
   auto chunks = std::make_shared<Chunks>();
   chunks->count = count;
   chunks->run = std::move(run);
-  for (int64_t i = 1; i < count; ++i) pool.Schedule([chunks] { Drain(*chunks); });
+  try {
+    for (int64_t i = 1; i < count; ++i) pool.Schedule([chunks] { Drain(*chunks); });
+  } catch (...) {
+    // Out of memory for a task: this thread runs the chunks nobody claimed.
+  }
   Drain(*chunks);
   std::unique_lock<std::mutex> lock(chunks->mutex);
   chunks->all_done.wait(lock, [&] { return chunks->done == chunks->count; });
   return chunks->error;
 }
+
+// out[j] += partial_1[j] + ... + partial_n[j] (in that order) for j in [begin, end).
+void AddPartials(const std::vector<std::unique_ptr<float[]>>& partials, float* out, int64_t begin, int64_t end) {
+  for (const auto& partial : partials) {
+    const float* p = partial.get();
+#pragma omp simd
+    for (int64_t j = begin; j < end; ++j) out[j] += p[j];
+  }
+}
+
+// Below this many floats to add, the caller sums the kernel gradient's partials alone.
+constexpr int64_t kSerialSumFloats = 1 << 16;
 
 ffi::Error Run(ffi::ThreadPool pool, Pass pass, int64_t B, int64_t T, int64_t C, int64_t F, int64_t K, int64_t O,
                int64_t stride, int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t blocked, float* in0,
@@ -253,61 +275,68 @@ ffi::Error Run(ffi::ThreadPool pool, Pass pass, int64_t B, int64_t T, int64_t C,
     return ffi::Error::InvalidArgument("conv1dx oneDNN convolution: every dimension must be >= 1 (conv_ops "
                                        "keeps empty arrays on XLA's convolution)");
   }
-  const int64_t count = std::clamp<int64_t>(pool.num_threads(), 1, B);
-  const int64_t x_size = T * C, y_size = O * F, kernel_size = K * C * F;
-  // Batch rows of chunk i: [first(i), first(i + 1)), sizes differing by at most one.
-  auto first = [B, count](int64_t i) { return i * (B / count) + std::min(i, B % count); };
-  // Chunk i > 0 of the kernel gradient writes its partial sum here (every element is written).
-  std::vector<std::unique_ptr<float[]>> partial_kernels;
-  for (int64_t i = 1; pass == kKernelGradient && i < count; ++i) {
-    partial_kernels.emplace_back(new float[kernel_size]);
-  }
-  auto run = [&](int64_t i) {
-    const int64_t b0 = first(i), rows = first(i + 1) - b0;
-    const Plan& plan = *GetPlan({pass, rows, T, C, F, K, O, stride, pad_left, pad_right, dilation, blocked});
-    if (pass == kForward) {
-      Execute(plan, in0 + b0 * x_size, in1, out + b0 * y_size);
-    } else if (pass == kInputGradient) {
-      Execute(plan, in0 + b0 * y_size, in1, out + b0 * x_size);
-    } else {
-      Execute(plan, in0 + b0 * x_size, in1 + b0 * y_size, i == 0 ? out : partial_kernels[i - 1].get());
+  try {
+    const int64_t count = std::clamp<int64_t>(pool.num_threads(), 1, B);
+    const int64_t x_size = T * C, y_size = O * F, kernel_size = K * C * F;
+    // Batch rows of chunk i: [first(i), first(i + 1)), sizes differing by at most one.
+    auto first = [B, count](int64_t i) { return i * (B / count) + std::min(i, B % count); };
+    // Chunk i > 0 of the kernel gradient writes its partial sum here (every element is written).
+    std::vector<std::unique_ptr<float[]>> partial_kernels;
+    if (pass == kKernelGradient) {
+      partial_kernels.reserve(count - 1);
+      for (int64_t i = 1; i < count; ++i) partial_kernels.emplace_back(new float[kernel_size]);
     }
-  };
-  std::string error = ParallelFor(pool, count, run);
-  if (error.empty() && !partial_kernels.empty()) {
-    // out += partial_1 + ... + partial_{count-1}, in that order for every element, each thread
-    // summing its own range of elements.
-    auto sum_range = [&](int64_t i) {
-      const int64_t begin = i * kernel_size / count, end = (i + 1) * kernel_size / count;
-      for (const auto& partial : partial_kernels) {
-        for (int64_t j = begin; j < end; ++j) out[j] += partial[j];
+    auto run = [&](int64_t i) {
+      const int64_t b0 = first(i), rows = first(i + 1) - b0;
+      const auto plan = GetPlan({pass, rows, T, C, F, K, O, stride, pad_left, pad_right, dilation, blocked});
+      if (pass == kForward) {
+        Execute(*plan, in0 + b0 * x_size, in1, out + b0 * y_size);
+      } else if (pass == kInputGradient) {
+        Execute(*plan, in0 + b0 * y_size, in1, out + b0 * x_size);
+      } else {
+        Execute(*plan, in0 + b0 * x_size, in1 + b0 * y_size, i == 0 ? out : partial_kernels[i - 1].get());
       }
     };
-    error = ParallelFor(pool, count, sum_range);
+    std::string error = ParallelFor(pool, count, run);
+    if (error.empty() && !partial_kernels.empty()) {
+      // Each thread sums a range of elements (bounds on 64-byte lines), unless there is little to add.
+      const int64_t parts = kernel_size * (count - 1) < kSerialSumFloats ? 1 : count;
+      auto bound = [&](int64_t i) { return std::min(kernel_size, (i * kernel_size / parts + 15) / 16 * 16); };
+      if (parts == 1) {
+        AddPartials(partial_kernels, out, 0, kernel_size);
+      } else {
+        auto add_range = [&](int64_t i) { AddPartials(partial_kernels, out, bound(i), bound(i + 1)); };
+        error = ParallelFor(pool, parts, add_range);
+      }
+    }
+    if (!error.empty()) return ffi::Error::Internal(error);
+  } catch (const std::exception& e) {
+    return ffi::Error::Internal(std::string("conv1dx oneDNN convolution failed: ") + e.what());
+  } catch (...) {
+    return ffi::Error::Internal("conv1dx oneDNN convolution failed with an unknown exception");
   }
-  if (!error.empty()) return ffi::Error::Internal(error);
   return ffi::Error::Success();
 }
 
 using F32 = ffi::Buffer<ffi::F32>;
 using F32Result = ffi::ResultBuffer<ffi::F32>;
 
-ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 kernel, F32Result y, int64_t stride, int64_t pad_left, int64_t pad_right,
-                   int64_t dilation, int64_t blocked) {
+ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 kernel, F32Result y, int64_t stride, int64_t pad_left,
+                   int64_t pad_right, int64_t dilation, int64_t blocked) {
   const auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
   return Run(pool, kForward, xd[0], xd[1], xd[2], kd[2], kd[0], yd[1], stride, pad_left, pad_right, dilation, blocked,
              x.typed_data(), kernel.typed_data(), y->typed_data());
 }
 
-ffi::Error InputGradient(ffi::ThreadPool pool, F32 dy, F32 kernel, F32Result dx, int64_t stride, int64_t pad_left, int64_t pad_right,
-                         int64_t dilation, int64_t blocked) {
+ffi::Error InputGradient(ffi::ThreadPool pool, F32 dy, F32 kernel, F32Result dx, int64_t stride, int64_t pad_left,
+                         int64_t pad_right, int64_t dilation, int64_t blocked) {
   const auto dyd = dy.dimensions(), kd = kernel.dimensions(), dxd = dx->dimensions();
   return Run(pool, kInputGradient, dyd[0], dxd[1], dxd[2], kd[2], kd[0], dyd[1], stride, pad_left, pad_right, dilation,
              blocked, dy.typed_data(), kernel.typed_data(), dx->typed_data());
 }
 
-ffi::Error KernelGradient(ffi::ThreadPool pool, F32 x, F32 dy, F32Result dkernel, int64_t stride, int64_t pad_left, int64_t pad_right,
-                          int64_t dilation, int64_t blocked) {
+ffi::Error KernelGradient(ffi::ThreadPool pool, F32 x, F32 dy, F32Result dkernel, int64_t stride,
+                          int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t blocked) {
   const auto xd = x.dimensions(), dyd = dy.dimensions(), kd = dkernel->dimensions();
   return Run(pool, kKernelGradient, xd[0], xd[1], xd[2], dyd[2], kd[0], dyd[1], stride, pad_left, pad_right, dilation,
              blocked, x.typed_data(), dy.typed_data(), dkernel->typed_data());

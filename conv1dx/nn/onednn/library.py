@@ -4,8 +4,8 @@ The library links oneDNN from the `onednn-cpu-gomp` wheel (a dependency of conv1
 its `lib/` and the `onednn-devel-cpu-gomp` headers' `include/` land in the Python environment's prefix) and includes the
 XLA FFI headers that jaxlib ships (`jax.ffi.include_dir()`). It is built with the system's C++ compiler
 (`$CXX`, else `c++`) on first use and kept in `$CONV1DX_ONEDNN_BUILD_DIR` (default
-`~/.cache/conv1dx/onednn`) under a name that hashes the source, the jaxlib and oneDNN versions and the
-compiler, so an upgrade of any of them builds a new library and never loads a stale one.
+`~/.cache/conv1dx/onednn`) under a name that hashes the source, the jaxlib and oneDNN versions, the
+compiler and its flags, so an upgrade of any of them builds a new library and never loads a stale one.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from conv1dx.nn.user_cache import user_cache_path
 
 SOURCE = Path(__file__).with_name("conv1d.cc")
 _HEADER = Path("include", "oneapi", "dnnl", "dnnl.hpp")
+# -fopenmp: the handlers set GNU OpenMP's per-thread limit (oneDNN runs single-threaded on XLA's threads).
+_FLAGS = ("-O2", "-std=c++17", "-fopenmp", "-shared", "-fPIC")
 
 
 class OnednnUnavailable(RuntimeError):
@@ -77,7 +79,7 @@ def library_path() -> Path:
     prefix, cxx = onednn_prefix(), compiler()
     digest = hashlib.sha256()
     for part in (SOURCE.read_bytes(), jaxlib.__version__.encode(), _version_text(prefix).encode(),
-                 str(prefix.resolve()).encode(), cxx.encode()):
+                 str(prefix.resolve()).encode(), cxx.encode(), " ".join(_FLAGS).encode()):
         digest.update(part)
         digest.update(b"\0")
     return build_dir() / f"conv1dx_onednn_{digest.hexdigest()[:16]}.so"
@@ -97,7 +99,7 @@ def build() -> Path:
     lib = prefix / "lib"
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         partial = Path(scratch, target.name)
-        command = [cxx, "-O2", "-std=c++17", "-fopenmp", "-shared", "-fPIC", "-isystem", jax.ffi.include_dir(),
+        command = [cxx, *_FLAGS, "-isystem", jax.ffi.include_dir(),
                    "-isystem", str(prefix / "include"), str(SOURCE), "-L", str(lib), "-ldnnl",
                    f"-Wl,-rpath,{lib}", "-o", str(partial)]
         result = subprocess.run(command, capture_output=True, text=True)
