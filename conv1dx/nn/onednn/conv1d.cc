@@ -14,7 +14,8 @@
 // its own convolutions. oneDNN's OpenMP threads are never used: waking a separate OpenMP team beside
 // XLA's pool, whose threads spin between tasks, cost the training epoch more than the call itself.
 // Chunks are claimed from a counter, so the caller finishes alone when the pool is busy (no deadlock).
-// The kernel gradient sums the chunks' partial gradients in chunk order, split by element across threads.
+// The kernel gradient sums the chunks' partial gradients in chunk order, split by element across threads
+// (the same bits on every call with the same pool size; the chunks follow the pool size).
 //
 // A plan (the primitive, its reorders and memory descriptors) is built on the first call for a geometry
 // and kept for the life of the process. Executing a plan allocates its scratchpad and blocked buffers per
