@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 from conv1dx.nn import conv_ops
@@ -59,14 +58,10 @@ def _runner_with(form: str, model: str, steps: int):
 
 def measure(model: str, rounds: int, steps: int, epochs: int) -> dict[str, list[float]]:
     """examples/s per form and round (rounds interleaved over the forms)."""
+    from experiments.throughput.conv1dx_runner import interleaved_rates
+
     runners = {form: _runner_with(form, model, steps) for form in FORMS}
-    rates = {form: [] for form in FORMS}
-    for _ in range(rounds):
-        for form, runner in runners.items():
-            start = time.perf_counter()
-            examples = runner.run(epochs)
-            rates[form].append(examples / (time.perf_counter() - start))
-    return rates
+    return interleaved_rates(runners, rounds, epochs)
 
 
 def main(argv=None) -> None:

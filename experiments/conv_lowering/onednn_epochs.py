@@ -59,12 +59,9 @@ def measure(experiment: str, rounds: int, steps: int) -> dict:
     start = time.perf_counter()
     prepared_runner(experiment, steps, "auto")  # the same with the decisions on file: setup and compile only
     tuning_s -= time.perf_counter() - start
-    rates = {mode: [] for mode in MODES}
-    for round_index in range(rounds):
-        for mode in (MODES if round_index % 2 == 0 else MODES[::-1]):
-            start = time.perf_counter()
-            examples = runners[mode].run(2)
-            rates[mode].append(examples / (time.perf_counter() - start))
+    from experiments.throughput.conv1dx_runner import interleaved_rates
+
+    rates = interleaved_rates({mode: runners[mode] for mode in MODES}, rounds, 2, alternate=True)
     return {"tuning_s": tuning_s, "examples_per_s": rates}
 
 

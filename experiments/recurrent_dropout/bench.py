@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 from experiments.throughput import report
@@ -29,20 +28,14 @@ VARIANTS = {
 
 def measure(rounds: int, steps: int, epochs: int) -> dict[tuple[bool, float], list[float]]:
     """examples/s per (reset_after, recurrent_dropout) and round (rounds interleaved)."""
-    from experiments.throughput.conv1dx_runner import Conv1dxRunner
+    from experiments.throughput.conv1dx_runner import Conv1dxRunner, interleaved_rates
 
     runners = {}
     for variant, overrides in VARIANTS.items():
         runners[variant] = Conv1dxRunner({"experiment": "jena_conv_gru", "overrides": overrides,
                                           "steps": steps})
         runners[variant].run(1)  # traces and compiles
-    rates = {variant: [] for variant in VARIANTS}
-    for _ in range(rounds):
-        for variant, runner in runners.items():
-            began = time.perf_counter()
-            examples = runner.run(epochs)
-            rates[variant].append(examples / (time.perf_counter() - began))
-    return rates
+    return interleaved_rates(runners, rounds, epochs)
 
 
 def main(argv=None) -> None:

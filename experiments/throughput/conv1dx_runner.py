@@ -12,6 +12,7 @@ one-time timing (when this machine has no decisions for the shapes yet) counts a
 
 from __future__ import annotations
 
+import time
 from importlib.metadata import version
 
 import jax
@@ -56,3 +57,17 @@ class Conv1dxRunner:
     def info(self) -> dict:
         return {"version": version("conv1dx"), "jax": jax.__version__,
                 "devices": [str(d) for d in jax.devices()]}
+
+
+def interleaved_rates(runners: dict, rounds: int, epochs: int,
+                      alternate: bool = False) -> dict[object, list[float]]:
+    """examples/s of each runner per round: every round trains `epochs` epochs on each runner in turn
+    (in reversed order on odd rounds when `alternate`), so slow drift of the machine hits all alike."""
+    rates = {name: [] for name in runners}
+    for round_index in range(rounds):
+        names = list(runners)
+        for name in (names[::-1] if alternate and round_index % 2 else names):
+            began = time.perf_counter()
+            examples = runners[name].run(epochs)
+            rates[name].append(examples / (time.perf_counter() - began))
+    return rates
