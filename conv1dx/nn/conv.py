@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import jax
 
-from conv1dx.nn import activations, arguments
+from conv1dx.nn import activations, arguments, embedding_conv
 from conv1dx.nn import conv_ops as ops
+from conv1dx.nn.embedding import Embedding
 from conv1dx.nn.layer import Layer, Shape, add_bias
 
 
@@ -181,6 +182,27 @@ class Conv1D(ConvBase):
         y = ops.conv1d(x_BxTxC, self.kernel[...], stride=self.strides, padding=self.padding,
                        dilation=self.dilation_rate, groups=self.groups)
         return self._finish(y)
+
+    def takes_embedding(self, embedding: Embedding, ids_BxT: jax.Array) -> bool:
+        """Whether `call_on_embedding(embedding, ids)` computes this layer on `embedding(ids)` here: a
+        channels-last, single-group convolution of an Embedding without an activity regularizer, and
+        `embedding_conv.fusion_choice` says so for the shapes."""
+        if (self.data_format != "channels_last" or self.groups != 1 or not self.built or not embedding.built
+                or embedding.activity_regularizer is not None):
+            return False
+        table, kernel = embedding.embeddings[...], self.kernel[...]
+        return embedding_conv.fusion_choice(
+            jax.ShapeDtypeStruct(table.shape, table.dtype), jax.ShapeDtypeStruct(ids_BxT.shape, ids_BxT.dtype),
+            jax.ShapeDtypeStruct(kernel.shape, kernel.dtype),
+            stride=self.strides, padding=self.padding, dilation=self.dilation_rate)
+
+    def call_on_embedding(self, embedding: Embedding, ids_BxT: jax.Array) -> jax.Array:
+        """`self(embedding(ids_BxT))` without the embedded rows (`embedding_conv.embedding_conv1d`)."""
+        ids_BxT = embedding.token_ids(embedding.ensure_built(ids_BxT))
+        y = embedding_conv.embedding_conv1d(embedding.embeddings[...], ids_BxT, self.kernel[...],
+                                            stride=self.strides, padding=self.padding,
+                                            dilation=self.dilation_rate)
+        return self.record_activity(self._finish(y))
 
 
 class Conv1DTranspose(ConvBase):

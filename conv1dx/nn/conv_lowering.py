@@ -131,23 +131,36 @@ def choose(key: str, fingerprint: str, candidates: dict[str, Callable[..., jax.A
            operands: Sequence[jax.ShapeDtypeStruct]) -> str:
     """The candidate to use for the pass `key` (stored decision, else timed now and stored).
 
-    `candidates` maps names from `CANDIDATES` (with "xla" among them) to functions of the pass's
-    operands; `operands` gives their shapes. Timing runs on its own thread, outside any trace.
+    `candidates` maps names (`CANDIDATES`, or "xla" and "fused" for `embedding_conv`; "xla" among them,
+    the reference `decide` holds the others to) to functions of the pass's operands; `operands` gives
+    their shapes. Timing runs on its own thread, outside any trace.
     """
+    path = tuning_file()
     with _lock:
-        path = tuning_file()
-        if path not in _decisions:
-            _decisions[path] = _load_decisions()
-        known = _decisions[path].get(fingerprint, {}).get(key)
-        if known is not None and known.get("choice") in candidates:
-            return known["choice"]
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            seconds = pool.submit(time_candidates, candidates, operands).result()
+        known = _known_choice(path, fingerprint, key, candidates)
+    if known is not None:
+        return known
+    # Not under the lock: a candidate may itself hold passes still to be timed (the unfused layers that
+    # `embedding_conv` times hold convolutions), which `choose` on the timing thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        seconds = pool.submit(time_candidates, candidates, operands).result()
+    with _lock:
+        known = _known_choice(path, fingerprint, key, candidates)
+        if known is not None:  # another thread timed the same pass meanwhile: one decision for both
+            return known
         choice = decide(seconds)
         decision = {"choice": choice, "ms": {name: round(1e3 * s, 3) for name, s in seconds.items()}}
         _decisions[path].setdefault(fingerprint, {})[key] = decision
         _save_decision(fingerprint, key, decision)
         return choice
+
+
+def _known_choice(path: Path, fingerprint: str, key: str, candidates) -> str | None:
+    """The stored choice for `key` if it names one of `candidates` (call under `_lock`)."""
+    if path not in _decisions:
+        _decisions[path] = _load_decisions()
+    known = _decisions[path].get(fingerprint, {}).get(key)
+    return known["choice"] if known is not None and known.get("choice") in candidates else None
 
 
 def decide(seconds: dict[str, float]) -> str:

@@ -75,6 +75,16 @@ class Embedding(Layer):
         return jnp.not_equal(x, 0) if self.mask_zero else mask
 
     def forward(self, x: jax.Array, *, mask, training, rngs) -> jax.Array:
+        ids_BxT = self.token_ids(x)
+        # Look up in (at least) float32 and cast the rows, as Keras' mixed precision does: the
+        # table's gradient, summed over every occurrence of a token, then accumulates in float32
+        # (a bfloat16 table would saturate: 1,000 occurrences of a token sum to 256).
+        table_VxD = self.embeddings[...]
+        wide_VxD = table_VxD.astype(jnp.promote_types(table_VxD.dtype, jnp.float32))
+        return lookup(wide_VxD, ids_BxT).astype(table_VxD.dtype)
+
+    def token_ids(self, x: jax.Array) -> jax.Array:
+        """`x` as int ids; raises a ValueError naming the ids outside `[0, input_dim)` when concrete."""
         ids_BxT = x
         if not jnp.issubdtype(ids_BxT.dtype, jnp.integer):  # Keras casts float ids too
             ids_BxT = ids_BxT.astype(jnp.int32)
@@ -87,9 +97,4 @@ class Embedding(Layer):
                     f"[0, {self.input_dim}): {np.unique(bad)[:10].tolist()}; increase input_dim or "
                     "fix the vocabulary."
                 )
-        # Look up in (at least) float32 and cast the rows, as Keras' mixed precision does: the
-        # table's gradient, summed over every occurrence of a token, then accumulates in float32
-        # (a bfloat16 table would saturate: 1,000 occurrences of a token sum to 256).
-        table_VxD = self.embeddings[...]
-        wide_VxD = table_VxD.astype(jnp.promote_types(table_VxD.dtype, jnp.float32))
-        return lookup(wide_VxD, ids_BxT).astype(table_VxD.dtype)
+        return ids_BxT

@@ -181,8 +181,11 @@ class Layer(nnx.Module):
     def __call__(self, x, *, mask=None, training: bool = False, rngs=None):
         """Apply the layer to a batch; `mask_BxT` marks valid steps, `rngs` feeds dropout when training."""
         x = self.ensure_built(x)
-        y = self.forward(x, mask=mask, training=training, rngs=rngs)
-        if self.activity_regularizer is not None:  # Keras 3: the penalty of the whole batch output
+        return self.record_activity(self.forward(x, mask=mask, training=training, rngs=rngs))
+
+    def record_activity(self, y: jax.Array) -> jax.Array:
+        """Keep the activity regularizer's penalty of the output `y` (the whole batch, as Keras 3); returns y."""
+        if self.activity_regularizer is not None:
             self.activity_loss[...] = self.activity_regularizer(y)
         return y
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 import jax
 from flax import nnx
 
+from conv1dx.nn.conv import Conv1D
+from conv1dx.nn.embedding import Embedding
 from conv1dx.nn.layer import Layer, Shape, as_shape
 
 
@@ -97,11 +99,25 @@ class Sequential(Layer):
         """
         x = self.ensure_built(x)
         intermediates = {}
-        for i, layer in enumerate(self.layers):
+        layers, i = list(self.layers), 0
+        while i < len(layers):
+            layer = layers[i]
+            following = layers[i + 1] if i + 1 < len(layers) else None
+            if not return_intermediates and _embedding_then_conv(layer, following, x):
+                # The convolution of the embedded ids, computed from the table (embedding_conv.py)
+                mask = following.compute_mask(None, layer.compute_mask(x, mask))
+                x = following.call_on_embedding(layer, x)
+                i += 2
+                continue
             layer_rngs = jax.random.fold_in(rngs, i) if isinstance(rngs, jax.Array) else rngs
             next_mask = layer.compute_mask(x, mask)
             x = layer(x, mask=mask, training=training, rngs=layer_rngs)
             mask = next_mask
             if return_intermediates:
                 intermediates[layer.name] = x
+            i += 1
         return (x, intermediates) if return_intermediates else x
+
+
+def _embedding_then_conv(layer: Layer, following: Layer | None, ids) -> bool:
+    return isinstance(layer, Embedding) and type(following) is Conv1D and following.takes_embedding(layer, ids)

@@ -11,12 +11,13 @@ import difflib
 from omegaconf import DictConfig, OmegaConf
 
 from conv1dx.nn.conv_lowering import MODES as CONV_LOWERINGS
+from conv1dx.nn.embedding_conv import MODES as EMBEDDING_CONV_FUSIONS
 from conv1dx.train.precision import COMPUTE_DTYPES
 
 TRAINER_KEYS = {
     "epochs", "batch_size", "eval_batch_size", "seeds", "validation_split", "steps_per_epoch",
     "early_stopping", "reduce_lr_on_plateau", "class_weight", "resume", "checkpoint", "data_parallel",
-    "replica_strategy", "compute_dtype", "conv_lowering",
+    "replica_strategy", "compute_dtype", "conv_lowering", "embedding_conv_fusion",
 }
 REQUIRED = ("seed", "dataset", "model", "optimizer", "trainer", "logger", "paths")
 
@@ -62,6 +63,10 @@ def check_config(cfg: DictConfig) -> None:
     if trainer.conv_lowering not in CONV_LOWERINGS:
         raise ConfigError(f"trainer.conv_lowering must be {', '.join(CONV_LOWERINGS)}, got "
                           f"{trainer.conv_lowering!r}; e.g. trainer.conv_lowering=xla.")
+    fusion = trainer.get("embedding_conv_fusion", "auto")
+    if fusion not in EMBEDDING_CONV_FUSIONS:
+        raise ConfigError(f"trainer.embedding_conv_fusion must be {', '.join(EMBEDDING_CONV_FUSIONS)}, got "
+                          f"{fusion!r}; e.g. trainer.embedding_conv_fusion=off.")
     checkpoint = trainer.checkpoint
     _unknown("trainer.checkpoint", checkpoint.keys(), {"every", "every_seconds", "max_to_keep"})
     _positive_int("trainer.checkpoint.every", checkpoint.every, allow_none=True)

@@ -17,6 +17,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from conv1dx import nn
 from conv1dx.nn.conv_lowering import set_conv_lowering
+from conv1dx.nn.embedding_conv import set_embedding_conv_fusion
 from conv1dx.train import precision
 from conv1dx.train import replicas as rep
 from conv1dx.train.compilation_cache import use_compilation_cache
@@ -112,6 +113,7 @@ def prepare(cfg: DictConfig) -> Session:
     use_compilation_cache(cfg.paths.get("compilation_cache_dir"))
     trainer = cfg.trainer
     set_conv_lowering(trainer.get("conv_lowering", "auto"))
+    set_embedding_conv_fusion(trainer.get("embedding_conv_fusion", "auto"))
     seeds = [int(cfg.seed) + i for i in range(int(trainer.seeds))]
     parallel = DataParallel.create(trainer.data_parallel, trainer.batch_size)
     data = TrainingData.from_dataset(instantiate(cfg.dataset), validation_split=trainer.validation_split,

@@ -1,0 +1,200 @@
+"""A convolution applied straight to token ids: `conv1d(table[ids], kernel)` without the embedded rows.
+
+A Conv1D right after an Embedding computes, at every output step o,
+
+    y[b, o] = sum_k table[ids[b, o*stride + k*dilation - pad_left]] @ kernel[k]
+            = sum_k projected[k][ids[b, o*stride + k*dilation - pad_left]],   projected[k] = table @ kernel[k]
+
+so the K x (V x D x F) products `projected` can be computed once per call, and the convolution becomes
+K gathers of F-wide rows. That is 2 V D K F multiply-adds instead of 2 B O D K F: fewer whenever the
+vocabulary V is smaller than the B x O output steps of a batch. IMDB's first layer (V = 10,000,
+B x O = 128 x 494, D = 128, F = 32, K = 7) needs 0.57 instead of 3.6 GFLOP per pass. The gradients
+follow the same way: the K F-wide output gradients are scatter-added into `d_projected` (V x K x F),
+and `d_table = d_projected @ kernel^T`, `d_kernel = table^T @ d_projected` are two more
+V x D x K F matmuls. Nothing of size B x T x D (the embedded sequence) is ever formed.
+
+Semantics are those of `Embedding` followed by `conv_ops.conv1d`: an id outside `[0, V)` gives a NaN
+row (every output step whose window holds it is NaN) and no table gradient; zero padding ("same",
+"causal") contributes nothing. The sums are reassociated, so results agree with the unfused layers to
+float32 rounding, not bit for bit.
+
+`Sequential` uses it for an Embedding followed by a channels-last, single-group Conv1D when
+`fusion_choice` says so: by the mode `set_embedding_conv_fusion` (or ``$CONV1DX_EMBEDDING_CONV_FUSION``)
+sets, ``"auto"`` (the default: float32 layers whose fused passes need at most half the FLOPs are timed
+once per machine against the unfused layers, both forward and backward, and the faster is kept with the
+convolution lowering's decisions, `conv_lowering.tuning_file()`), ``"on"`` (whenever the layers allow
+it) or ``"off"``. Like the lowering, the mode is read when a function is traced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+
+from conv1dx.nn import conv_lowering, onednn
+from conv1dx.nn.conv_ops import conv1d, padding_amounts
+from conv1dx.nn.lookup import lookup
+
+MODES = ("auto", "on", "off")
+# "auto" times fusion only where it needs at most this share of the unfused FLOPs: elsewhere the gathers
+# and scatters it adds cannot be paid for.
+MAX_FLOP_SHARE = 0.5
+
+_mode: str | None = None
+
+
+def _checked(mode: str, source: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"{source}={mode!r} is not an embedding-convolution fusion mode; use one of {MODES}.")
+    return mode
+
+
+def get_embedding_conv_fusion() -> str:
+    """The mode in force: set by `set_embedding_conv_fusion`, else $CONV1DX_EMBEDDING_CONV_FUSION, else "auto"."""
+    if _mode is not None:
+        return _mode
+    return _checked(os.environ.get("CONV1DX_EMBEDDING_CONV_FUSION") or "auto", "CONV1DX_EMBEDDING_CONV_FUSION")
+
+
+def set_embedding_conv_fusion(mode: str | None) -> str | None:
+    """Sets the mode for functions traced from now on (None: back to the environment's); returns the old one."""
+    global _mode
+    previous = _mode
+    _mode = None if mode is None else _checked(mode, "embedding_conv_fusion")
+    return previous
+
+
+@contextlib.contextmanager
+def embedding_conv_fusion(mode: str) -> Iterator[None]:
+    """`with embedding_conv_fusion("off"): ...` traces the block's models with that mode."""
+    previous = set_embedding_conv_fusion(mode)
+    try:
+        yield
+    finally:
+        set_embedding_conv_fusion(previous)
+
+
+def embedding_conv1d(table_VxD: jax.Array, ids_BxT: jax.Array, kernel_KxDxF: jax.Array, *, stride: int = 1,
+                     padding: str = "valid", dilation: int = 1) -> jax.Array:
+    """`conv1d(table[ids], kernel)` computed from `table @ kernel[k]`: returns `y_BxOxF` (see the module).
+
+    `ids_BxT` are int token ids (NaN rows for ids outside `[0, V)`); `kernel_KxDxF` has one group.
+    """
+    kernel_size = kernel_KxDxF.shape[0]
+    pads = padding_amounts(ids_BxT.shape[1], kernel_size, padding, stride, dilation)
+    return _embedding_conv1d(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation)
+
+
+def _window_ids(ids_BxT, vocabulary, kernel_size, stride, pads, dilation) -> jax.Array:
+    """`rows_KxBxO`: the row of `_extended` that tap k reads at output step o (V: NaN row, V + 1: zeros)."""
+    checked = jnp.where((ids_BxT < 0) | (ids_BxT >= vocabulary), vocabulary, ids_BxT)
+    padded = jnp.pad(checked, ((0, 0), pads), constant_values=vocabulary + 1)
+    out_len = (padded.shape[1] - dilation * (kernel_size - 1) - 1) // stride + 1
+    last = (out_len - 1) * stride + 1
+    return jnp.stack([padded[:, k * dilation:k * dilation + last:stride] for k in range(kernel_size)])
+
+
+def _extended(table_VxD, kernel_KxDxF) -> jax.Array:
+    """`projected_Kx(V+2)xF`: table @ kernel[k] for every tap, then a NaN row (bad ids) and a zero row."""
+    vocabulary, dim = table_VxD.shape
+    kernel_size, _, filters = kernel_KxDxF.shape
+    # One wide matmul (V x D) @ (D x K F), then one transpose: faster on CPU than K narrow ones.
+    wide = table_VxD @ kernel_KxDxF.transpose(1, 0, 2).reshape(dim, kernel_size * filters)
+    projected = wide.reshape(vocabulary, kernel_size, filters).transpose(1, 0, 2)
+    extra = jnp.stack([jnp.full((kernel_size, filters), jnp.nan, wide.dtype),
+                       jnp.zeros((kernel_size, filters), wide.dtype)], axis=1)
+    return jnp.concatenate([projected, extra], axis=1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _embedding_conv1d(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation):
+    return _forward(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation)[0]
+
+
+def _forward(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation):
+    out_dtype = jnp.result_type(table_VxD, kernel_KxDxF)
+    table_VxD, kernel_KxDxF = _widened(table_VxD, kernel_KxDxF)
+    rows_KxBxO = _window_ids(ids_BxT, table_VxD.shape[0], kernel_KxDxF.shape[0], stride, pads, dilation)
+    projected = _extended(table_VxD, kernel_KxDxF)
+    taps = [jnp.take(projected[k], rows_KxBxO[k], axis=0, mode="clip")  # every row is in bounds
+            for k in range(kernel_KxDxF.shape[0])]
+    return functools.reduce(jnp.add, taps).astype(out_dtype), rows_KxBxO
+
+
+def _widened(table_VxD, kernel_KxDxF):
+    """Both in (at least) float32, as Embedding looks up: the table's gradient sums every occurrence of a
+    token, which would saturate in bfloat16."""
+    wide = jnp.promote_types(jnp.result_type(table_VxD, kernel_KxDxF), jnp.float32)
+    return table_VxD.astype(wide), kernel_KxDxF.astype(wide)
+
+
+def _forward_rule(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation):
+    y_BxOxF, rows_KxBxO = _forward(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation)
+    return y_BxOxF, (table_VxD, kernel_KxDxF, rows_KxBxO)
+
+
+def _backward_rule(stride, pads, dilation, residuals, dy_BxOxF):
+    table, kernel, rows_KxBxO = residuals
+    table_VxD, kernel_KxDxF = _widened(table, kernel)
+    vocabulary, dim = table_VxD.shape
+    kernel_size, _, filters = kernel_KxDxF.shape
+    d_rows = dy_BxOxF.reshape(-1, filters).astype(table_VxD.dtype)
+    d_projected = jnp.zeros((kernel_size, vocabulary + 2, filters), table_VxD.dtype)
+    for k in range(kernel_size):  # one scatter per tap: faster on CPU than one over (B O K) rows
+        d_projected = d_projected.at[k, rows_KxBxO[k].reshape(-1)].add(d_rows, mode="promise_in_bounds")
+    d_wide = d_projected[:, :vocabulary].transpose(1, 0, 2).reshape(vocabulary, kernel_size * filters)
+    d_table = d_wide @ kernel_KxDxF.transpose(0, 2, 1).reshape(kernel_size * filters, dim)
+    d_kernel = (table_VxD.T @ d_wide).reshape(dim, kernel_size, filters).transpose(1, 0, 2)
+    return d_table.astype(table.dtype), None, d_kernel.astype(kernel.dtype)
+
+
+_embedding_conv1d.defvjp(_forward_rule, _backward_rule)
+
+
+def unfused_embedding_conv1d(table_VxD, ids_BxT, kernel_KxDxF, *, stride=1, padding="valid", dilation=1):
+    """The same function as the layers compute it: the looked-up rows, then the convolution."""
+    rows = lookup(table_VxD.astype(jnp.promote_types(table_VxD.dtype, jnp.float32)), ids_BxT)
+    return conv1d(rows.astype(table_VxD.dtype), kernel_KxDxF, stride=stride, padding=padding, dilation=dilation)
+
+
+def fusion_choice(table: jax.ShapeDtypeStruct, ids: jax.ShapeDtypeStruct, kernel: jax.ShapeDtypeStruct, *,
+                  stride: int, padding: str, dilation: int) -> bool:
+    """Whether to compute an Embedding + Conv1D with these shapes as `embedding_conv1d` (see the module)."""
+    mode = get_embedding_conv_fusion()
+    if mode != "auto":
+        return mode == "on"
+    vocabulary, dim = table.shape
+    kernel_size, _, filters = kernel.shape
+    batch, length = ids.shape
+    pads = padding_amounts(length, kernel_size, padding, stride, dilation)
+    out_len = (length + pads[0] + pads[1] - dilation * (kernel_size - 1) - 1) // stride + 1
+    if (table.dtype != jnp.float32 or kernel.dtype != jnp.float32 or out_len < 1
+            or vocabulary > MAX_FLOP_SHARE * batch * out_len):
+        return False
+    flops = 2 * batch * out_len * dim * filters * kernel_size
+    if flops < conv_lowering.MIN_TUNED_FLOPS:
+        return False
+    geometry = dict(stride=stride, padding=padding, dilation=dilation)
+
+    def trained(function):
+        def forward_and_backward(table_VxD, kernel_KxDxF, noise_BxT, dy_BxOxF):
+            # the timing's operands are random floats: spread the ids over the whole vocabulary
+            ids_BxT = (jnp.abs(noise_BxT) * 7919).astype(jnp.int32) % vocabulary
+            y, backward = jax.vjp(lambda t, k: function(t, ids_BxT, k, **geometry), table_VxD, kernel_KxDxF)
+            d_table, d_kernel = backward(dy_BxOxF)
+            return jnp.sum(y) + jnp.sum(d_table) + jnp.sum(d_kernel)
+        return forward_and_backward
+
+    candidates = {"xla": trained(unfused_embedding_conv1d), "fused": trained(embedding_conv1d)}
+    key = (f"embedding_conv B{batch} T{length} V{vocabulary} D{dim} F{filters} K{kernel_size} "
+           f"stride{stride} pad{pads[0]},{pads[1]} dilation{dilation} lowering {conv_lowering.get_conv_lowering()}")
+    fingerprint = conv_lowering.machine_fingerprint(onednn.build_id())
+    operands = [jax.ShapeDtypeStruct(table.shape, table.dtype), jax.ShapeDtypeStruct(kernel.shape, kernel.dtype),
+                jax.ShapeDtypeStruct(ids.shape, jnp.float32),
+                jax.ShapeDtypeStruct((batch, out_len, filters), jnp.float32)]
+    return conv_lowering.choose(key, fingerprint, candidates, operands) == "fused"
