@@ -70,6 +70,20 @@ def test_it_agrees_with_the_unfused_layers_under_jit():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_it_vectorizes_over_replicas_like_the_unfused_layers():
+    tables = np.random.default_rng(4).normal(size=(3, 20, 6)).astype(np.float32)
+    kernels = np.random.default_rng(5).normal(size=(3, 3, 6, 4)).astype(np.float32)
+    ids = np.random.default_rng(6).integers(0, 20, (3, 2, 15))  # each replica its own batch
+
+    def grads(function):
+        def loss(table, kernel, ids):
+            return jnp.sum(jnp.cos(function(table, ids, kernel, padding="causal")))
+        return jax.vmap(jax.grad(loss, argnums=(0, 1)))(tables, kernels, ids)
+
+    for got, want in zip(grads(embedding_conv1d), grads(unfused_embedding_conv1d), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_a_bad_id_gives_nan_windows_and_no_table_gradient():
     table = np.ones((6, 2), np.float32)
     kernel = np.ones((3, 2, 1), np.float32)
