@@ -199,6 +199,7 @@ class Conv1D(ConvBase):
     def call_on_embedding(self, embedding: Embedding, ids_BxT: jax.Array) -> jax.Array:
         """`self(embedding(ids_BxT))` without the embedded rows (`embedding_conv.embedding_conv1d`)."""
         ids_BxT = embedding.token_ids(embedding.ensure_built(ids_BxT))
+        self.check_input_shape(embedding.compute_output_shape(ids_BxT.shape[1:]))  # e.g. a too long kernel
         y = embedding_conv.embedding_conv1d(embedding.embeddings[...], ids_BxT, self.kernel[...],
                                             stride=self.strides, padding=self.padding,
                                             dilation=self.dilation_rate)

@@ -50,7 +50,10 @@ MARGIN = 0.05
 _SCAN_LENGTH = 4  # calls per timed loop: how a training epoch calls a pass
 _TIMED_LOOPS = 5
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards _decisions and _in_flight
+_timing_lock = threading.Lock()  # one timing at a time, so timings do not compete for the cores
+_timing_thread = threading.local()  # .active on the threads that run a timing
+_in_flight: dict[tuple, concurrent.futures.Future] = {}  # (file, fingerprint, key) being timed -> its choice
 _mode: str | None = None
 _decisions: dict[Path, dict[str, dict]] = {}  # per tuning file: what it held when first read, plus new decisions
 
@@ -136,23 +139,57 @@ def choose(key: str, fingerprint: str, candidates: dict[str, Callable[..., jax.A
     their shapes. Timing runs on its own thread, outside any trace.
     """
     path = tuning_file()
+    nested = getattr(_timing_thread, "active", False)
     with _lock:
         known = _known_choice(path, fingerprint, key, candidates)
-    if known is not None:
-        return known
-    # Not under the lock: a candidate may itself hold passes still to be timed (the unfused layers that
-    # `embedding_conv` times hold convolutions), which `choose` on the timing thread.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        seconds = pool.submit(time_candidates, candidates, operands).result()
-    with _lock:
-        known = _known_choice(path, fingerprint, key, candidates)
-        if known is not None:  # another thread timed the same pass meanwhile: one decision for both
+        if known is not None:
             return known
-        choice = decide(seconds)
-        decision = {"choice": choice, "ms": {name: round(1e3 * s, 3) for name, s in seconds.items()}}
-        _decisions[path].setdefault(fingerprint, {})[key] = decision
-        _save_decision(fingerprint, key, decision)
+        in_flight = _in_flight.get((path, fingerprint, key))
+        owner = in_flight is None
+        if owner:
+            in_flight = _in_flight[(path, fingerprint, key)] = concurrent.futures.Future()
+    if not owner and not nested:  # another thread is timing this pass: its decision is ours
+        return in_flight.result()
+    # (A timing thread never waits for another thread's timing, which may be waiting for the machine
+    # this timing holds: it times the pass itself.)
+    try:
+        seconds = _timed(candidates, operands)
+        with _lock:
+            known = _known_choice(path, fingerprint, key, candidates)
+            choice = known if known is not None else decide(seconds)
+            if known is None:
+                decision = {"choice": choice, "ms": {name: round(1e3 * s, 3) for name, s in seconds.items()}}
+                _decisions[path].setdefault(fingerprint, {})[key] = decision
+                _save_decision(fingerprint, key, decision)
+        if owner:
+            in_flight.set_result(choice)
         return choice
+    except BaseException as error:
+        if owner:
+            in_flight.set_exception(error)
+        raise
+    finally:
+        if owner:
+            with _lock:
+                del _in_flight[(path, fingerprint, key)]
+
+
+def _timed(candidates, operands) -> dict[str, float]:
+    """`time_candidates` on a thread of its own (outside any trace), one timing at a time on the machine.
+
+    A candidate may hold passes still to be timed (the unfused layers that `embedding_conv` times hold
+    convolutions): their `choose` runs on the timing thread, which already has the machine, so it times
+    them at once instead of waiting for itself.
+    """
+    def run():
+        _timing_thread.active = True
+        return time_candidates(candidates, operands)
+
+    with contextlib.ExitStack() as stack:
+        if not getattr(_timing_thread, "active", False):
+            stack.enter_context(_timing_lock)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(run).result()
 
 
 def _known_choice(path: Path, fingerprint: str, key: str, candidates) -> str | None:

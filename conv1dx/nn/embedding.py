@@ -86,7 +86,9 @@ class Embedding(Layer):
     def token_ids(self, x: jax.Array) -> jax.Array:
         """`x` as int ids; raises a ValueError naming the ids outside `[0, input_dim)` when concrete."""
         ids_BxT = x
-        if not jnp.issubdtype(ids_BxT.dtype, jnp.integer):  # Keras casts float ids too
+        # Keras casts float ids too. Narrow integers are widened: the padding and bad-id rows V and V + 1
+        # (lookup.py, embedding_conv.py) would wrap around in 8 or 16 bits.
+        if not jnp.issubdtype(ids_BxT.dtype, jnp.integer) or jnp.iinfo(ids_BxT.dtype).bits < 32:
             ids_BxT = ids_BxT.astype(jnp.int32)
         if not is_traced(ids_BxT):
             ids = np.asarray(ids_BxT)

@@ -14,9 +14,11 @@ and `d_table = d_projected @ kernel^T`, `d_kernel = table^T @ d_projected` are t
 V x D x K F matmuls. Nothing of size B x T x D (the embedded sequence) is ever formed.
 
 Semantics are those of `Embedding` followed by `conv_ops.conv1d`: an id outside `[0, V)` gives a NaN
-row (every output step whose window holds it is NaN) and no table gradient; zero padding ("same",
-"causal") contributes nothing. The sums are reassociated, so results agree with the unfused layers to
-float32 rounding, not bit for bit.
+row (every output step whose window holds it is NaN, and the kernel gradient is NaN) and no table
+gradient; zero padding ("same", "causal") contributes nothing. The sums are reassociated, so float32
+results agree with the unfused layers to float32 rounding, not bit for bit. In bfloat16 the fused path
+computes and accumulates in float32 (the unfused convolution rounds its input rows and sums in
+bfloat16), so it is the more accurate of the two and they differ by bfloat16 rounding.
 
 `Sequential` uses it for an Embedding followed by a channels-last, single-group Conv1D when
 `fusion_choice` says so: by the mode `set_embedding_conv_fusion` (or ``$CONV1DX_EMBEDDING_CONV_FUSION``)
@@ -150,6 +152,10 @@ def _backward_rule(stride, pads, dilation, residuals, dy_BxOxF):
     d_wide = d_projected[:, :vocabulary].transpose(1, 0, 2).reshape(vocabulary, kernel_size * filters)
     d_table = d_wide @ kernel_KxDxF.transpose(0, 2, 1).reshape(kernel_size * filters, dim)
     d_kernel = (table_VxD.T @ d_wide).reshape(dim, kernel_size, filters).transpose(1, 0, 2)
+    # The unfused kernel gradient sums x^T dy over the embedded rows, NaN wherever a window read a bad
+    # id: so is this one (the table's rows above never see the NaN row, as in the lookup's gradient).
+    read_bad_id = jnp.any(rows_KxBxO == vocabulary)
+    d_kernel = jnp.where(read_bad_id, jnp.nan, d_kernel)
     return d_table.astype(table.dtype), None, d_kernel.astype(kernel.dtype)
 
 
@@ -191,9 +197,14 @@ def fusion_choice(table: jax.ShapeDtypeStruct, ids: jax.ShapeDtypeStruct, kernel
         return forward_and_backward
 
     candidates = {"xla": trained(unfused_embedding_conv1d), "fused": trained(embedding_conv1d)}
+    lowering = conv_lowering.get_conv_lowering()
+    device = jax.devices()[0]
     key = (f"embedding_conv B{batch} T{length} V{vocabulary} D{dim} F{filters} K{kernel_size} "
-           f"stride{stride} pad{pads[0]},{pads[1]} dilation{dilation} lowering {conv_lowering.get_conv_lowering()}")
-    fingerprint = conv_lowering.machine_fingerprint(onednn.build_id())
+           f"stride{stride} pad{pads[0]},{pads[1]} dilation{dilation} lowering {lowering} "
+           f"on {device.platform} {device.device_kind}")
+    # The unfused candidate's convolutions depend on the oneDNN build only where they may use it.
+    uses_onednn = device.platform == "cpu" and lowering != "xla"
+    fingerprint = conv_lowering.machine_fingerprint(onednn.build_id() if uses_onednn else "not used")
     operands = [jax.ShapeDtypeStruct(table.shape, table.dtype), jax.ShapeDtypeStruct(kernel.shape, kernel.dtype),
                 jax.ShapeDtypeStruct(ids.shape, jnp.float32),
                 jax.ShapeDtypeStruct((batch, out_len, filters), jnp.float32)]

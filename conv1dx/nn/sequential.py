@@ -120,4 +120,5 @@ class Sequential(Layer):
 
 
 def _embedding_then_conv(layer: Layer, following: Layer | None, ids) -> bool:
-    return isinstance(layer, Embedding) and type(following) is Conv1D and following.takes_embedding(layer, ids)
+    """Exactly these two classes: a subclass may compute something else in its `forward`."""
+    return type(layer) is Embedding and type(following) is Conv1D and following.takes_embedding(layer, ids)
