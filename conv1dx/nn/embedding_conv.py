@@ -123,9 +123,17 @@ def _forward(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation):
     table_VxD, kernel_KxDxF = _widened(table_VxD, kernel_KxDxF)
     rows_KxBxO = _window_ids(ids_BxT, table_VxD.shape[0], kernel_KxDxF.shape[0], stride, pads, dilation)
     projected = _extended(table_VxD, kernel_KxDxF)
-    taps = [jnp.take(projected[k], rows_KxBxO[k], axis=0, mode="clip")  # every row is in bounds
-            for k in range(kernel_KxDxF.shape[0])]
-    return functools.reduce(jnp.add, taps).astype(out_dtype), rows_KxBxO
+
+    def add_tap(k, y_BxOxF):
+        return y_BxOxF + jnp.take(projected[k], rows_KxBxO[k], axis=0, mode="clip")  # rows are in bounds
+
+    # A loop, so y is written once per tap and then read once by each of its users. Summed as one
+    # expression, XLA on CPU wrote out every tap's gather and summed them again in each user of y
+    # (pooling, the activation's gradient): IMDB's epoch ran 1.09-1.13x faster with the loop (two
+    # interleaved A/B runs of 7 and 9 rounds, scratch script, commit 8ce8d7f).
+    first = jnp.take(projected[0], rows_KxBxO[0], axis=0, mode="clip")
+    y_BxOxF = jax.lax.fori_loop(1, kernel_KxDxF.shape[0], add_tap, first)
+    return y_BxOxF.astype(out_dtype), rows_KxBxO
 
 
 def _widened(table_VxD, kernel_KxDxF):
