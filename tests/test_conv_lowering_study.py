@@ -93,7 +93,7 @@ def test_onednn_epochs_study_times_both_modes_and_lists_the_decisions(capsys, mo
     from conv1dx.nn import conv_lowering
     from experiments.conv_lowering import onednn_epochs
 
-    monkeypatch.setattr(conv_lowering, "_mode", conv_lowering._mode)  # the study sets it per run
+    monkeypatch.setattr(conv_lowering.MODE, "mode", conv_lowering.MODE.mode)  # the study sets it per run
     monkeypatch.setenv("CONV1DX_CONV_TUNING_FILE", "restored after the test")  # the study points it elsewhere
     monkeypatch.setattr(conv_lowering, "MIN_TUNED_FLOPS", 0)  # time even jena_convnet's small passes
     onednn_epochs.main(["--models", "jena_convnet", "--rounds", "2", "--steps", "1"])

@@ -36,7 +36,7 @@ def test_decide_prefers_xla_unless_clearly_beaten():
 
 
 def test_modes(monkeypatch):
-    monkeypatch.setattr(conv_lowering, "_mode", None)
+    monkeypatch.setattr(conv_lowering.MODE, "mode", None)
     monkeypatch.delenv("CONV1DX_CONV_LOWERING", raising=False)
     assert conv_lowering.get_conv_lowering() == "auto"
     monkeypatch.setenv("CONV1DX_CONV_LOWERING", "xla")
@@ -114,7 +114,7 @@ def test_auto_times_each_pass_of_a_large_enough_convolution(decisions, monkeypat
 
 
 def test_the_trainer_sets_the_mode(tmp_path, monkeypatch):
-    monkeypatch.setattr(conv_lowering, "_mode", None)
+    monkeypatch.setattr(conv_lowering.MODE, "mode", None)
     prepare(tiny_config(tmp_path, "trainer.conv_lowering=xla", "trainer.epochs=1"))
     assert conv_lowering.get_conv_lowering() == "xla"
     with pytest.raises(ConfigError, match=r"trainer\.conv_lowering must be auto, xla, onednn, got 'gpu'"):

@@ -247,7 +247,7 @@ def test_an_eager_call_still_names_bad_ids():
 
 # -- the mode and the timed choice ------------------------------------------------------------------------
 def test_the_mode_comes_from_the_setter_then_the_environment(monkeypatch):
-    monkeypatch.setattr(embedding_conv, "_mode", None)
+    monkeypatch.setattr(embedding_conv.MODE, "mode", None)
     monkeypatch.setenv("CONV1DX_EMBEDDING_CONV_FUSION", "off")
     assert embedding_conv.get_embedding_conv_fusion() == "off"
     with embedding_conv.embedding_conv_fusion("on"):

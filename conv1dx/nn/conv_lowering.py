@@ -30,12 +30,13 @@ import platform
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
+from conv1dx.nn.trace_setting import TraceSetting
 from conv1dx.nn.user_cache import user_cache_path
 
 MODES = ("auto", "xla", "onednn")
@@ -54,39 +55,25 @@ _lock = threading.Lock()  # guards _decisions and _in_flight
 _timing_lock = threading.Lock()  # one timing at a time, so timings do not compete for the cores
 _timing_thread = threading.local()  # .active on the threads that run a timing
 _in_flight: dict[tuple, concurrent.futures.Future] = {}  # (file, fingerprint, key) being timed -> its choice
-_mode: str | None = None
 _decisions: dict[Path, dict[str, dict]] = {}  # per tuning file: what it held when first read, plus new decisions
 
 
-def _checked(mode: str, source: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"{source}={mode!r} is not a convolution lowering; use one of {MODES}.")
-    return mode
+MODE = TraceSetting("conv_lowering", MODES, "CONV1DX_CONV_LOWERING", "auto", "a convolution lowering")
 
 
 def get_conv_lowering() -> str:
     """The mode in force: set by `set_conv_lowering`, else $CONV1DX_CONV_LOWERING, else "auto"."""
-    if _mode is not None:
-        return _mode
-    return _checked(os.environ.get("CONV1DX_CONV_LOWERING") or "auto", "CONV1DX_CONV_LOWERING")
+    return MODE.get()
 
 
 def set_conv_lowering(mode: str | None) -> str | None:
     """Sets the mode for functions traced from now on (None: back to the environment's); returns the old one."""
-    global _mode
-    previous = _mode
-    _mode = None if mode is None else _checked(mode, "conv_lowering")
-    return previous
+    return MODE.set(mode)
 
 
-@contextlib.contextmanager
-def conv_lowering(mode: str) -> Iterator[None]:
+def conv_lowering(mode: str):
     """`with conv_lowering("xla"): ...` traces the block's convolutions with that mode."""
-    previous = set_conv_lowering(mode)
-    try:
-        yield
-    finally:
-        set_conv_lowering(previous)
+    return MODE.using(mode)
 
 
 def tuning_file() -> Path:

@@ -30,10 +30,7 @@ it) or ``"off"``. Like the lowering, the mode is read when a function is traced.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -41,44 +38,30 @@ import jax.numpy as jnp
 from conv1dx.nn import conv_lowering, onednn
 from conv1dx.nn.conv_ops import conv1d, padding_amounts
 from conv1dx.nn.lookup import lookup
+from conv1dx.nn.trace_setting import TraceSetting
 
 MODES = ("auto", "on", "off")
 # "auto" times fusion only where it needs at most this share of the unfused FLOPs: elsewhere the gathers
 # and scatters it adds cannot be paid for.
 MAX_FLOP_SHARE = 0.5
 
-_mode: str | None = None
-
-
-def _checked(mode: str, source: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"{source}={mode!r} is not an embedding-convolution fusion mode; use one of {MODES}.")
-    return mode
+MODE = TraceSetting("embedding_conv_fusion", MODES, "CONV1DX_EMBEDDING_CONV_FUSION", "auto",
+                    "an embedding-convolution fusion mode")
 
 
 def get_embedding_conv_fusion() -> str:
     """The mode in force: set by `set_embedding_conv_fusion`, else $CONV1DX_EMBEDDING_CONV_FUSION, else "auto"."""
-    if _mode is not None:
-        return _mode
-    return _checked(os.environ.get("CONV1DX_EMBEDDING_CONV_FUSION") or "auto", "CONV1DX_EMBEDDING_CONV_FUSION")
+    return MODE.get()
 
 
 def set_embedding_conv_fusion(mode: str | None) -> str | None:
     """Sets the mode for functions traced from now on (None: back to the environment's); returns the old one."""
-    global _mode
-    previous = _mode
-    _mode = None if mode is None else _checked(mode, "embedding_conv_fusion")
-    return previous
+    return MODE.set(mode)
 
 
-@contextlib.contextmanager
-def embedding_conv_fusion(mode: str) -> Iterator[None]:
+def embedding_conv_fusion(mode: str):
     """`with embedding_conv_fusion("off"): ...` traces the block's models with that mode."""
-    previous = set_embedding_conv_fusion(mode)
-    try:
-        yield
-    finally:
-        set_embedding_conv_fusion(previous)
+    return MODE.using(mode)
 
 
 def embedding_conv1d(table_VxD: jax.Array, ids_BxT: jax.Array, kernel_KxDxF: jax.Array, *, stride: int = 1,
