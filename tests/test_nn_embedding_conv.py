@@ -4,8 +4,13 @@ NumPy references written from the definitions, its use inside `Sequential`, and 
 import concurrent.futures
 import itertools
 import json
+import os
+import platform
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +19,7 @@ import pytest
 from flax import nnx
 
 from conv1dx import nn
-from conv1dx.nn import conv_lowering, conv_ops, embedding_conv
+from conv1dx.nn import conv_lowering, conv_ops, embedding_conv, onednn
 from conv1dx.nn.embedding_conv import embedding_conv1d, unfused_embedding_conv1d
 from conv1dx.train.config_check import ConfigError, check_config
 from tests import reference
@@ -122,6 +127,67 @@ def test_bfloat16_table_gradients_accumulate_in_float32():
     ids = np.ones((4, 1024), np.int32)  # token 1, 4,096 times: a bfloat16 sum would stop at 256
     d_table = jax.grad(lambda t: jnp.sum(embedding_conv1d(t, ids, kernel).astype(jnp.float32)))(table)
     assert d_table.dtype == jnp.bfloat16 and float(d_table[1, 0]) == 4096.0 and float(d_table[0, 0]) == 0.0
+
+
+# -- the C++ handlers for the taps (CPU) ------------------------------------------------------------------
+needs_handlers = pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64"),
+                                    reason="conv1dx builds its C++ handlers on Linux x86-64 only")
+_TAPS_SCRIPT = """
+import numpy as np, jax
+from conv1dx.nn import onednn
+rng = np.random.default_rng(0)
+for K, R, F, B, O in [(7, 50, 32, 4, 30), (3, 5, 7, 3, 4), (5, 9, 17, 1, 7), (1, 2, 1, 1, 1), (2, 4, 3, 0, 5)]:
+    P = rng.normal(size=(K, R, F)).astype(np.float32)
+    rows = rng.integers(0, R, (K, B, O)).astype(np.int32)
+    dy = rng.normal(size=(B, O, F)).astype(np.float32)
+    y = jax.jit(onednn.embedding_taps_sum)(P, rows)
+    d = jax.jit(onednn.embedding_taps_scatter, static_argnums=2)(dy, rows, R)
+    want_d = np.zeros((K, R, F), np.float32)
+    for k in range(K):
+        np.add.at(want_d[k], rows[k].reshape(-1), dy.reshape(-1, F))
+    np.testing.assert_allclose(y, sum(P[k][rows[k]] for k in range(K)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(d, want_d, rtol=1e-6, atol=1e-6)
+print("checked")
+"""
+
+
+@needs_handlers
+@pytest.mark.parametrize("threads", [None, 3, 8])
+def test_the_taps_handlers_match_numpy_over_thread_counts(threads):
+    """The sum splits output steps across XLA's pool and the scatter its taps (NPROC sizes the pool):
+    fewer steps or taps than threads, uneven splits, F off the vector width, an empty batch."""
+    env = {**os.environ, **({"NPROC": str(threads)} if threads else {})}
+    result = subprocess.run([sys.executable, "-c", _TAPS_SCRIPT], cwd=Path(__file__).parents[1], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checked" in result.stdout
+
+
+@needs_handlers
+def test_a_taps_row_out_of_range_is_an_error_not_a_stray_read():
+    with pytest.raises(Exception, match=r"row 5 outside \[0, 5\)"):
+        jax.block_until_ready(jax.jit(onednn.embedding_taps_sum)(np.zeros((1, 5, 2), np.float32),
+                                                                 np.full((1, 1, 1), 5, np.int32)))
+
+
+@needs_handlers
+def test_handlers_and_xla_compute_the_same_fused_layer():
+    table, ids, kernel, dy = _operands(40, 3, 25, 8, 6, 5, 2, 1, "same", seed=2)
+
+    def run():
+        def loss(t, k):
+            return jnp.sum(embedding_conv1d(t, ids, k, stride=2, padding="same") * dy)
+        function = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+        return function(table, kernel), function.lower(table, kernel).as_text()
+
+    with conv_lowering.conv_lowering("auto"):
+        (with_handlers, text_handlers) = run()
+    with conv_lowering.conv_lowering("xla"):  # XLA's own operations throughout
+        (with_xla, text_xla) = run()
+    assert "conv1dx_embedding_taps_sum" in text_handlers and "conv1dx_embedding_taps_scatter" in text_handlers
+    assert "conv1dx_embedding_taps" not in text_xla
+    for got, want in zip(jax.tree.leaves(with_handlers), jax.tree.leaves(with_xla), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 # -- in Sequential --------------------------------------------------------------------------------------

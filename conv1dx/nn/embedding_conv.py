@@ -13,6 +13,12 @@ follow the same way: the K F-wide output gradients are scatter-added into `d_pro
 and `d_table = d_projected @ kernel^T`, `d_kernel = table^T @ d_projected` are two more
 V x D x K F matmuls. Nothing of size B x T x D (the embedded sequence) is ever formed.
 
+On CPU (float32, unless `conv_lowering` is pinned to "xla") the taps' gathers and scatter-adds run as
+conv1dx's C++ handlers (`onednn.embedding_taps_sum` / `embedding_taps_scatter`, built with the oneDNN
+handlers): one pass writing each output step once, and the scatters spread over XLA's threads. XLA's
+own operations (a loop of gathers, K scatter-adds) took IMDB's epoch 1.28x longer (an interleaved A/B of
+7 rounds, scratch script); they remain the path on other backends.
+
 Semantics are those of `Embedding` followed by `conv_ops.conv1d`: an id outside `[0, V)` gives a NaN
 row (every output step whose window holds it is NaN, and the kernel gradient is NaN) and no table
 gradient; zero padding ("same", "causal") contributes nothing. The sums are reassociated, so float32
@@ -72,7 +78,8 @@ def embedding_conv1d(table_VxD: jax.Array, ids_BxT: jax.Array, kernel_KxDxF: jax
     """
     kernel_size = kernel_KxDxF.shape[0]
     pads = padding_amounts(ids_BxT.shape[1], kernel_size, padding, stride, dilation)
-    return _embedding_conv1d(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation)
+    handlers = _use_handlers(jnp.result_type(table_VxD, kernel_KxDxF))
+    return _embedding_conv1d(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation, handlers)
 
 
 def _window_ids(ids_BxT, vocabulary, kernel_size, stride, pads, dilation) -> jax.Array:
@@ -96,27 +103,54 @@ def _extended(table_VxD, kernel_KxDxF) -> jax.Array:
     return jnp.concatenate([projected, extra], axis=1)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def _embedding_conv1d(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation):
-    return _forward(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def _embedding_conv1d(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation, handlers):
+    """`handlers`: the taps' gathers and scatters run as conv1dx's C++ handlers on CPU (decided when
+    `embedding_conv1d` is traced, so the backward pass, traced later, does the same)."""
+    return _forward(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation, handlers)[0]
 
 
-def _forward(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation):
+def _use_handlers(dtype) -> bool:
+    """The C++ handlers (`onednn.embedding_taps_sum` / `_scatter`) for float32 on CPU, unless the
+    convolution lowering is pinned to XLA's own operations."""
+    return (jnp.promote_types(dtype, jnp.float32) == jnp.float32 and jax.default_backend() == "cpu"
+            and conv_lowering.get_conv_lowering() != "xla" and onednn.available())
+
+
+def _forward(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation, handlers):
     out_dtype = jnp.result_type(table_VxD, kernel_KxDxF)
     table_VxD, kernel_KxDxF = _widened(table_VxD, kernel_KxDxF)
     rows_KxBxO = _window_ids(ids_BxT, table_VxD.shape[0], kernel_KxDxF.shape[0], stride, pads, dilation)
     projected = _extended(table_VxD, kernel_KxDxF)
+    if handlers:
+        y_BxOxF = jax.lax.platform_dependent(projected, rows_KxBxO, cpu=onednn.embedding_taps_sum,
+                                             default=_taps_sum)
+    else:
+        y_BxOxF = _taps_sum(projected, rows_KxBxO)
+    return y_BxOxF.astype(out_dtype), rows_KxBxO
 
+
+def _taps_sum(projected_KxRxF, rows_KxBxO):
+    """y_BxOxF = sum_k projected[k][rows[k]], in XLA's operations."""
     def add_tap(k, y_BxOxF):
-        return y_BxOxF + jnp.take(projected[k], rows_KxBxO[k], axis=0, mode="clip")  # rows are in bounds
+        return y_BxOxF + jnp.take(projected_KxRxF[k], rows_KxBxO[k], axis=0, mode="clip")  # rows are in bounds
 
     # A loop, so y is written once per tap and then read once by each of its users. Summed as one
     # expression, XLA on CPU wrote out every tap's gather and summed them again in each user of y
     # (pooling, the activation's gradient): IMDB's epoch ran 1.09-1.13x faster with the loop (two
     # interleaved A/B runs of 7 and 9 rounds, scratch script, commit 8ce8d7f).
-    first = jnp.take(projected[0], rows_KxBxO[0], axis=0, mode="clip")
-    y_BxOxF = jax.lax.fori_loop(1, kernel_KxDxF.shape[0], add_tap, first)
-    return y_BxOxF.astype(out_dtype), rows_KxBxO
+    first = jnp.take(projected_KxRxF[0], rows_KxBxO[0], axis=0, mode="clip")
+    return jax.lax.fori_loop(1, projected_KxRxF.shape[0], add_tap, first)
+
+
+def _taps_scatter(dy_BxOxF, rows_KxBxO, num_rows):
+    """d_projected_KxRxF[k, r] = the sum of dy over the steps whose tap k reads row r, in XLA's operations."""
+    kernel_size, filters = rows_KxBxO.shape[0], dy_BxOxF.shape[2]
+    d_rows = dy_BxOxF.reshape(-1, filters)
+    d_projected = jnp.zeros((kernel_size, num_rows, filters), dy_BxOxF.dtype)
+    for k in range(kernel_size):  # one scatter per tap: faster on CPU than one over (B O K) rows
+        d_projected = d_projected.at[k, rows_KxBxO[k].reshape(-1)].add(d_rows, mode="promise_in_bounds")
+    return d_projected
 
 
 def _widened(table_VxD, kernel_KxDxF):
@@ -126,20 +160,23 @@ def _widened(table_VxD, kernel_KxDxF):
     return table_VxD.astype(wide), kernel_KxDxF.astype(wide)
 
 
-def _forward_rule(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation):
-    y_BxOxF, rows_KxBxO = _forward(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation)
+def _forward_rule(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation, handlers):
+    y_BxOxF, rows_KxBxO = _forward(table_VxD, ids_BxT, kernel_KxDxF, stride, pads, dilation, handlers)
     return y_BxOxF, (table_VxD, kernel_KxDxF, rows_KxBxO)
 
 
-def _backward_rule(stride, pads, dilation, residuals, dy_BxOxF):
+def _backward_rule(stride, pads, dilation, handlers, residuals, dy_BxOxF):
     table, kernel, rows_KxBxO = residuals
     table_VxD, kernel_KxDxF = _widened(table, kernel)
     vocabulary, dim = table_VxD.shape
     kernel_size, _, filters = kernel_KxDxF.shape
-    d_rows = dy_BxOxF.reshape(-1, filters).astype(table_VxD.dtype)
-    d_projected = jnp.zeros((kernel_size, vocabulary + 2, filters), table_VxD.dtype)
-    for k in range(kernel_size):  # one scatter per tap: faster on CPU than one over (B O K) rows
-        d_projected = d_projected.at[k, rows_KxBxO[k].reshape(-1)].add(d_rows, mode="promise_in_bounds")
+    dy_BxOxF = dy_BxOxF.astype(table_VxD.dtype)
+    if handlers:
+        scatter = functools.partial(onednn.embedding_taps_scatter, num_rows=vocabulary + 2)
+        d_projected = jax.lax.platform_dependent(dy_BxOxF, rows_KxBxO, cpu=scatter,
+                                                 default=functools.partial(_taps_scatter, num_rows=vocabulary + 2))
+    else:
+        d_projected = _taps_scatter(dy_BxOxF, rows_KxBxO, vocabulary + 2)
     d_wide = d_projected[:, :vocabulary].transpose(1, 0, 2).reshape(vocabulary, kernel_size * filters)
     d_table = d_wide @ kernel_KxDxF.transpose(0, 2, 1).reshape(kernel_size * filters, dim)
     d_kernel = (table_VxD.T @ d_wide).reshape(dim, kernel_size, filters).transpose(1, 0, 2)

@@ -5,6 +5,9 @@ single-group, float32 convolution (`conv_ops.conv1d`'s definition) with oneDNN's
 faster than XLA's CPU convolutions on the conv-heavy seed models (experiments/conv_lowering).
 `blocked=True` lets oneDNN reorder the operands into its own blocked layouts inside the call.
 
+The same library holds two plain C++ handlers for `conv1dx.nn.embedding_conv`: `embedding_taps_sum` and
+`embedding_taps_scatter` (its gathers and scatter-adds, on XLA's threads).
+
 `available()` builds and registers the handlers on first use (`library.build`); it is False, with the reason
 logged once, when oneDNN, a compiler or the build is missing, and conv_ops then uses
 XLA's convolution.
@@ -23,14 +26,16 @@ import numpy as np
 from conv1dx.nn.onednn import library
 from conv1dx.nn.onednn.library import OnednnUnavailable
 
-__all__ = ["OnednnUnavailable", "available", "build_id", "forward", "input_gradient", "kernel_gradient", "load",
-           "version"]
+__all__ = ["OnednnUnavailable", "available", "build_id", "embedding_taps_scatter", "embedding_taps_sum", "forward",
+           "input_gradient", "kernel_gradient", "load", "version"]
 
 _log = logging.getLogger(__name__)
 _TARGETS = {
     "conv1dx_onednn_forward": "Conv1dxOnednnForward",
     "conv1dx_onednn_input_gradient": "Conv1dxOnednnInputGradient",
     "conv1dx_onednn_kernel_gradient": "Conv1dxOnednnKernelGradient",
+    "conv1dx_embedding_taps_sum": "Conv1dxEmbeddingTapsSum",
+    "conv1dx_embedding_taps_scatter": "Conv1dxEmbeddingTapsScatter",
 }
 
 
@@ -111,3 +116,21 @@ def kernel_gradient(x_BxTxC: jax.Array, dy_BxOxF: jax.Array, kernel_size: int, s
     """dkernel_KxCxF: the gradient of `forward` with respect to the kernel."""
     return _call("conv1dx_onednn_kernel_gradient", (kernel_size, x_BxTxC.shape[2], dy_BxOxF.shape[2]),
                  x_BxTxC, dy_BxOxF, stride, pads, dilation, blocked)
+
+
+def embedding_taps_sum(projected_KxRxF: jax.Array, rows_KxBxO: jax.Array) -> jax.Array:
+    """y_BxOxF[b, o] = sum_k projected[k, rows[k, b, o]] (float32; int32 rows, each in [0, R))."""
+    if not available():
+        raise OnednnUnavailable("conv1dx's C++ handlers are unavailable (the log says why).")
+    _, batch, out_len = rows_KxBxO.shape
+    out = jax.ShapeDtypeStruct((batch, out_len, projected_KxRxF.shape[2]), jnp.float32)
+    return jax.ffi.ffi_call("conv1dx_embedding_taps_sum", out, vmap_method="sequential")(
+        projected_KxRxF, rows_KxBxO)
+
+
+def embedding_taps_scatter(dy_BxOxF: jax.Array, rows_KxBxO: jax.Array, num_rows: int) -> jax.Array:
+    """d_projected_KxRxF[k, r] = the sum of dy[b, o] over the (b, o) with rows[k, b, o] == r (R = num_rows)."""
+    if not available():
+        raise OnednnUnavailable("conv1dx's C++ handlers are unavailable (the log says why).")
+    out = jax.ShapeDtypeStruct((rows_KxBxO.shape[0], num_rows, dy_BxOxF.shape[2]), jnp.float32)
+    return jax.ffi.ffi_call("conv1dx_embedding_taps_scatter", out, vmap_method="sequential")(dy_BxOxF, rows_KxBxO)

@@ -38,9 +38,11 @@
 #include <vector>
 
 #include "dnnl.hpp"
+#include "parallel_for.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
+using conv1dx::ParallelFor;
 
 namespace {
 
@@ -207,51 +209,6 @@ void Execute(const Plan& plan, void* in0, void* in1, void* out) {
   plan.primitive.execute(stream, args);
   if (plan.out.reordered) ReorderInto(stream, plan.out, result, result_user);
   stream.wait();
-}
-
-// The work of one call, shared with the pool's tasks; a task that starts after every chunk is claimed
-// only reads `next`, so the state outlives the call through shared ownership.
-struct Chunks {
-  int64_t count = 0;
-  std::function<void(int64_t)> run;
-  std::atomic<int64_t> next{0};
-  std::mutex mutex;
-  std::condition_variable all_done;
-  int64_t done = 0;
-  std::string error;
-};
-
-void Drain(Chunks& chunks) {
-  for (int64_t i = chunks.next.fetch_add(1); i < chunks.count; i = chunks.next.fetch_add(1)) {
-    std::string error;
-    try {
-      chunks.run(i);
-    } catch (const std::exception& e) {
-      error = std::string("conv1dx oneDNN convolution failed: ") + e.what();
-    } catch (...) {
-      error = "conv1dx oneDNN convolution failed with an unknown exception";
-    }
-    std::lock_guard<std::mutex> lock(chunks.mutex);
-    if (chunks.error.empty()) chunks.error = error;
-    if (++chunks.done == chunks.count) chunks.all_done.notify_all();
-  }
-}
-
-// Runs run(0) ... run(count - 1) on this thread and the pool's; returns the first error ("" if none).
-// Returns only once every chunk has run, whatever fails, so no task touches the caller's state later.
-std::string ParallelFor(ffi::ThreadPool& pool, int64_t count, std::function<void(int64_t)> run) {
-  auto chunks = std::make_shared<Chunks>();
-  chunks->count = count;
-  chunks->run = std::move(run);
-  try {
-    for (int64_t i = 1; i < count; ++i) pool.Schedule([chunks] { Drain(*chunks); });
-  } catch (...) {
-    // Out of memory for a task: this thread runs the chunks nobody claimed.
-  }
-  Drain(*chunks);
-  std::unique_lock<std::mutex> lock(chunks->mutex);
-  chunks->all_done.wait(lock, [&] { return chunks->done == chunks->count; });
-  return chunks->error;
 }
 
 // out[j] += partial_1[j] + ... + partial_n[j] (in that order) for j in [begin, end).

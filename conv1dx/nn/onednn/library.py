@@ -1,10 +1,11 @@
-"""Compiles `conv1d.cc` (oneDNN's convolution passes as XLA FFI handlers) into a shared library, once.
+"""Compiles `conv1d.cc` (oneDNN's convolution passes as XLA FFI handlers) and `embedding_taps.cc` (the
+gathers and scatter-adds of `conv1dx.nn.embedding_conv`) into one shared library, once.
 
 The library links oneDNN from the `onednn-cpu-gomp` wheel (a dependency of conv1dx on Linux x86-64;
 its `lib/` and the `onednn-devel-cpu-gomp` headers' `include/` land in the Python environment's prefix) and includes the
 XLA FFI headers that jaxlib ships (`jax.ffi.include_dir()`). It is built with the system's C++ compiler
 (`$CXX`, else `c++`) on first use and kept in `$CONV1DX_ONEDNN_BUILD_DIR` (default
-`~/.cache/conv1dx/onednn`) under a name that hashes the source, the jaxlib and oneDNN versions, the
+`~/.cache/conv1dx/onednn`) under a name that hashes the sources, the jaxlib and oneDNN versions, the
 compiler and its flags, so an upgrade of any of them builds a new library and never loads a stale one.
 """
 
@@ -24,7 +25,9 @@ import jaxlib
 
 from conv1dx.nn.user_cache import user_cache_path
 
-SOURCE = Path(__file__).with_name("conv1d.cc")
+# oneDNN's convolution passes, the embedding convolution's gathers and scatters, and their thread helper
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("conv1d.cc", "embedding_taps.cc"))
+HEADERS = (Path(__file__).with_name("parallel_for.h"),)
 _HEADER = Path("include", "oneapi", "dnnl", "dnnl.hpp")
 # -fopenmp: the handlers set GNU OpenMP's per-thread limit (oneDNN runs single-threaded on XLA's threads).
 _FLAGS = ("-O2", "-std=c++17", "-fopenmp", "-shared", "-fPIC")
@@ -75,10 +78,11 @@ def onednn_version() -> str:
 
 
 def library_path() -> Path:
-    """The library's path for this source, jaxlib, oneDNN and compiler (built or not)."""
+    """The library's path for these sources, jaxlib, oneDNN and compiler (built or not)."""
     prefix, cxx = onednn_prefix(), compiler()
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), jaxlib.__version__.encode(), _version_text(prefix).encode(),
+    sources = [path.read_bytes() for path in SOURCES + HEADERS]
+    for part in (*sources, jaxlib.__version__.encode(), _version_text(prefix).encode(),
                  str(prefix.resolve()).encode(), cxx.encode(), " ".join(_FLAGS).encode()):
         digest.update(part)
         digest.update(b"\0")
@@ -100,7 +104,7 @@ def build() -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         partial = Path(scratch, target.name)
         command = [cxx, *_FLAGS, "-isystem", jax.ffi.include_dir(),
-                   "-isystem", str(prefix / "include"), str(SOURCE), "-L", str(lib), "-ldnnl",
+                   "-isystem", str(prefix / "include"), *map(str, SOURCES), "-L", str(lib), "-ldnnl",
                    f"-Wl,-rpath,{lib}", "-o", str(partial)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
