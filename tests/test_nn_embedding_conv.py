@@ -4,13 +4,10 @@ NumPy references written from the definitions, its use inside `Sequential`, and 
 import concurrent.futures
 import itertools
 import json
-import os
 import platform
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +20,7 @@ from conv1dx.nn import conv_lowering, conv_ops, embedding_conv, onednn
 from conv1dx.nn.embedding_conv import embedding_conv1d, unfused_embedding_conv1d
 from conv1dx.train.config_check import ConfigError, check_config
 from tests import reference
+from tests.thread_pool_checks import run_with_threads
 
 # V, B, T, D, F, K: vocabularies smaller and larger than the batch's steps, K = 1, a kernel as long as T
 SHAPES = [(11, 2, 17, 3, 5, 3), (40, 3, 12, 6, 4, 5), (5, 1, 9, 4, 2, 1), (9, 4, 6, 2, 3, 6)]
@@ -156,11 +154,7 @@ print("checked")
 def test_the_taps_handlers_match_numpy_over_thread_counts(threads):
     """The sum splits output steps across XLA's pool and the scatter its taps (NPROC sizes the pool):
     fewer steps or taps than threads, uneven splits, F off the vector width, an empty batch."""
-    env = {**os.environ, **({"NPROC": str(threads)} if threads else {})}
-    result = subprocess.run([sys.executable, "-c", _TAPS_SCRIPT], cwd=Path(__file__).parents[1], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "checked" in result.stdout
+    run_with_threads(_TAPS_SCRIPT, threads)
 
 
 @needs_handlers

@@ -3,12 +3,9 @@ and the build's errors. On Linux x86-64 oneDNN is a dependency, so there it must
 tests that need it are skipped."""
 
 import itertools
-import os
 import platform
-import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +15,7 @@ import pytest
 from conv1dx.nn import conv_lowering, conv_ops, onednn
 from conv1dx.nn.onednn import library
 from tests import reference
+from tests.thread_pool_checks import run_with_threads
 
 SUPPORTED = sys.platform == "linux" and platform.machine() == "x86_64"
 needs_onednn = pytest.mark.skipif(not SUPPORTED, reason="conv1dx installs oneDNN on Linux x86-64 only")
@@ -138,11 +136,7 @@ _CHUNKING_SCRIPT = textwrap.dedent("""
 def test_chunking_over_other_thread_counts(threads):
     """XLA's pool has as many threads as `NPROC` says (else the cores): batches smaller than the pool,
     and uneven splits over 3 and 8 threads, still give the references' answers."""
-    env = {**os.environ, "NPROC": str(threads)}
-    result = subprocess.run([sys.executable, "-c", _CHUNKING_SCRIPT], cwd=Path(__file__).parents[1], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "checked" in result.stdout
+    run_with_threads(_CHUNKING_SCRIPT, threads)
 
 
 @needs_onednn
