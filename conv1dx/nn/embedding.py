@@ -6,7 +6,7 @@ import numpy as np
 
 from conv1dx.nn import arguments
 from conv1dx.nn.layer import Layer, Shape, is_traced
-from conv1dx.nn.lookup import lookup
+from conv1dx.nn.lookup import embed
 
 
 class Embedding(Layer):
@@ -75,13 +75,7 @@ class Embedding(Layer):
         return jnp.not_equal(x, 0) if self.mask_zero else mask
 
     def forward(self, x: jax.Array, *, mask, training, rngs) -> jax.Array:
-        ids_BxT = self.token_ids(x)
-        # Look up in (at least) float32 and cast the rows, as Keras' mixed precision does: the
-        # table's gradient, summed over every occurrence of a token, then accumulates in float32
-        # (a bfloat16 table would saturate: 1,000 occurrences of a token sum to 256).
-        table_VxD = self.embeddings[...]
-        wide_VxD = table_VxD.astype(jnp.promote_types(table_VxD.dtype, jnp.float32))
-        return lookup(wide_VxD, ids_BxT).astype(table_VxD.dtype)
+        return embed(self.embeddings[...], self.token_ids(x))
 
     def token_ids(self, x: jax.Array) -> jax.Array:
         """`x` as int ids; raises a ValueError naming the ids outside `[0, input_dim)` when concrete."""

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 
 from conv1dx.nn import conv_lowering, onednn
 from conv1dx.nn.conv_ops import conv1d, padding_amounts
-from conv1dx.nn.lookup import lookup
+from conv1dx.nn.lookup import embed
 from conv1dx.nn.trace_setting import TraceSetting
 
 MODES = ("auto", "on", "off")
@@ -192,8 +192,7 @@ _embedding_conv1d.defvjp(_forward_rule, _backward_rule)
 
 def unfused_embedding_conv1d(table_VxD, ids_BxT, kernel_KxDxF, *, stride=1, padding="valid", dilation=1):
     """The same function as the layers compute it: the looked-up rows, then the convolution."""
-    rows = lookup(table_VxD.astype(jnp.promote_types(table_VxD.dtype, jnp.float32)), ids_BxT)
-    return conv1d(rows.astype(table_VxD.dtype), kernel_KxDxF, stride=stride, padding=padding, dilation=dilation)
+    return conv1d(embed(table_VxD, ids_BxT), kernel_KxDxF, stride=stride, padding=padding, dilation=dilation)
 
 
 def fusion_choice(table: jax.ShapeDtypeStruct, ids: jax.ShapeDtypeStruct, kernel: jax.ShapeDtypeStruct, *,

@@ -47,3 +47,13 @@ def _lookup_bwd(residuals, d_rows):
 
 
 lookup.defvjp(_lookup_fwd, _lookup_bwd)
+
+
+def embed(table_VxD: jax.Array, ids_BxT: jax.Array) -> jax.Array:
+    """`lookup` in (at least) float32, the rows cast back to the table's dtype: `rows_BxTxD`.
+
+    As Keras' mixed precision does: the table's gradient, summed over every occurrence of a token, then
+    accumulates in float32 (a bfloat16 table would saturate: 1,000 occurrences of a token sum to 256).
+    """
+    wide_VxD = table_VxD.astype(jnp.promote_types(table_VxD.dtype, jnp.float32))
+    return lookup(wide_VxD, ids_BxT).astype(table_VxD.dtype)
