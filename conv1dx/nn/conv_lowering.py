@@ -2,13 +2,15 @@
 
 Every pass of a convolution (the forward, the input gradient, the kernel gradient) can run as XLA's
 own convolution (`conv_ops`' formulation) or, on CPU, as oneDNN's (`conv1dx.nn.onednn`, channels-last
-or in oneDNN's blocked layouts). Which is fastest depends on the shapes: on the seed models oneDNN's
-forward takes up to 43% less time than XLA's (Jena's first layer) and its channels-last input gradient is 1.4x
-slower on IMDB's first layer (experiments/conv_lowering/README.md, "oneDNN in conv_ops"). So:
+or in oneDNN's blocked layouts); the kernel gradient also as conv1dx's own AVX-512 loops ("direct",
+`onednn.kernel_gradient_direct`, on CPUs with AVX-512F). Which is fastest depends on the shapes: on the
+seed models oneDNN's forward takes up to 43% less time than XLA's (Jena's first layer) and its
+channels-last input gradient is 1.4x slower on IMDB's first layer (experiments/conv_lowering/README.md,
+"oneDNN in conv_ops"). So:
 
 - ``"auto"`` (the default): on CPU, a float32, single-group convolution pass of at least
   `MIN_TUNED_FLOPS` is timed once per machine with each candidate, inside a short compiled loop, and
-  the fastest is used; oneDNN must beat XLA by `MARGIN` to be chosen. Decisions are written to
+  the fastest is used; another candidate must beat XLA by `MARGIN` to be chosen. Decisions are written to
   `tuning_file()` and read back by later runs, so one machine keeps its choices and a re-run gives the
   same numbers. Smaller passes, other dtypes, grouped convolutions and other backends use XLA.
 - ``"xla"``: XLA's convolution for every pass.
@@ -40,7 +42,7 @@ from conv1dx.nn.trace_setting import TraceSetting
 from conv1dx.nn.user_cache import user_cache_path
 
 MODES = ("auto", "xla", "onednn")
-CANDIDATES = ("xla", "onednn", "onednn_blocked")
+CANDIDATES = ("xla", "onednn", "onednn_blocked", "direct")
 # Passes of fewer FLOPs (2 B O C F K; ~0.25 ms at this machine's peak) stay on XLA untimed: timing costs
 # more than they can gain. oneDNN must take at most 95% of XLA's time, beyond the timing noise. These were
 # 1 GFLOP and 10% while oneDNN ran on its own OpenMP threads, which cost each call in the epoch more than

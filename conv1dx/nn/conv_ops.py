@@ -77,9 +77,10 @@ def conv1d(x_BxTxC: jax.Array, kernel_KxCgxF: jax.Array, *, stride: int = 1, pad
     `jax.custom_vjp`, it supports reverse-mode differentiation (`jax.grad`, `jax.vjp`) only, not
     `jax.jvp` / `jax.jacfwd`; `conv1d_patches` computes the same function with both modes.
 
-    On CPU each pass may instead run as oneDNN's convolution (`conv1dx.nn.onednn`), per the
-    `conv_lowering` mode in force at the call: "auto" picks XLA or oneDNN per pass and shape by timing
-    them once per machine (`conv_lowering.choose`); both compute this definition.
+    On CPU each pass may instead run as oneDNN's convolution (`conv1dx.nn.onednn`), and the kernel
+    gradient as conv1dx's own AVX-512 loops (`onednn.kernel_gradient_direct`), per the `conv_lowering`
+    mode in force at the call: "auto" picks among them per pass and shape by timing them once per
+    machine (`conv_lowering.choose`); all compute this definition.
     """
     x_BxTxC, kernel_KxCgxF = _promote(x_BxTxC, kernel_KxCgxF)
     kernel_size = kernel_KxCgxF.shape[0]
@@ -157,10 +158,14 @@ def _conv1d_bwd(stride, pads, dilation, groups, mode, residuals, dy_BxOxF):
     def onednn_kernel_gradient(x, dy, blocked):
         return onednn.kernel_gradient(x, dy, kernel_size, stride, pads, dilation, blocked)
 
+    def direct_kernel_gradient(x, dy):
+        return onednn.kernel_gradient_direct(x, dy, kernel_size, stride, pads, dilation)
+
     dx = _lowered("input_gradient", (dy_BxOxF, kernel_KxCgxF), x_BxTxC, kernel_KxCgxF, dy_BxOxF, geometry,
-                  xla_input_gradient, onednn_input_gradient)
+                  xla_input_gradient, _onednn_variants(onednn_input_gradient))
+    kernel_gradients = {**_onednn_variants(onednn_kernel_gradient), "direct": direct_kernel_gradient}
     dkernel = _lowered("kernel_gradient", (x_BxTxC, dy_BxOxF), x_BxTxC, kernel_KxCgxF, dy_BxOxF, geometry,
-                       xla_kernel_gradient, onednn_kernel_gradient)
+                       xla_kernel_gradient, kernel_gradients)
     return dx, dkernel
 
 
@@ -174,25 +179,31 @@ def _forward(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups, mode):
     out_len = _padded_output_length(x_BxTxC.shape[1], kernel_KxCgxF.shape[0], pads, stride, dilation)
     dy_shape = jax.ShapeDtypeStruct((x_BxTxC.shape[0], out_len, kernel_KxCgxF.shape[2]), x_BxTxC.dtype)
     return _lowered("forward", (x_BxTxC, kernel_KxCgxF), x_BxTxC, kernel_KxCgxF, dy_shape,
-                    (stride, pads, dilation, groups, mode), xla_forward, onednn_forward)
+                    (stride, pads, dilation, groups, mode), xla_forward, _onednn_variants(onednn_forward))
 
 
-def _lowered(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass, onednn_pass):
+def _onednn_variants(onednn_pass):
+    """oneDNN's pass on the channels-last arrays ("onednn") and in its own blocked layouts."""
+    return {"onednn": lambda *ops: onednn_pass(*ops, False), "onednn_blocked": lambda *ops: onednn_pass(*ops, True)}
+
+
+def _lowered(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass, cpu_passes):
     """One pass of the convolution, computed by the implementation `conv_lowering` picks for its shapes.
 
-    `xla_pass(*operands)` is XLA's formulation; `onednn_pass(*operands, blocked)` oneDNN's (CPU,
-    float32, one group). oneDNN runs only when the function is lowered for the CPU.
+    `xla_pass(*operands)` is XLA's formulation; `cpu_passes` maps candidate names to the CPU handlers'
+    implementations of the same pass (float32, one group): oneDNN's, and for the kernel gradient conv1dx's
+    own loops ("direct", a candidate where the CPU has AVX-512F). A CPU implementation runs only when the
+    function is lowered for the CPU.
     """
     choice = _lowering_choice(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass,
-                              onednn_pass)
+                              cpu_passes)
     if choice == "xla":
         return xla_pass(*operands)
-    blocked = choice == "onednn_blocked"
-    return lax.platform_dependent(*operands, cpu=lambda *ops: onednn_pass(*ops, blocked), default=xla_pass)
+    return lax.platform_dependent(*operands, cpu=cpu_passes[choice], default=xla_pass)
 
 
 def _lowering_choice(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass,
-                     onednn_pass) -> str:
+                     cpu_passes) -> str:
     stride, pads, dilation, groups, mode = geometry
     batch, length, channels = x_BxTxC.shape
     kernel_size, _, filters = kernel_KxCgxF.shape
@@ -207,14 +218,13 @@ def _lowering_choice(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geome
         return "xla"
     if mode == "onednn":
         return "onednn"
-    candidates = {"xla": xla_pass,
-                  "onednn": lambda *ops: onednn_pass(*ops, False),
-                  "onednn_blocked": lambda *ops: onednn_pass(*ops, True)}
     key = (f"{pass_name} B{batch} T{length} C{channels} F{filters} K{kernel_size} stride{stride} "
            f"pad{pads[0]},{pads[1]} dilation{dilation}")
     fingerprint = conv_lowering.machine_fingerprint(onednn.build_id())
     shapes = [jax.ShapeDtypeStruct(op.shape, op.dtype) for op in operands]
-    return conv_lowering.choose(key, fingerprint, candidates, shapes)
+    offered = {name: function for name, function in cpu_passes.items()
+               if name != "direct" or onednn.direct_available()}
+    return conv_lowering.choose(key, fingerprint, {"xla": xla_pass, **offered}, shapes)
 
 
 _conv1d.defvjp(_conv1d_fwd, _conv1d_bwd)

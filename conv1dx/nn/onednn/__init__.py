@@ -5,8 +5,9 @@ single-group, float32 convolution (`conv_ops.conv1d`'s definition) with oneDNN's
 faster than XLA's CPU convolutions on the conv-heavy seed models (experiments/conv_lowering).
 `blocked=True` lets oneDNN reorder the operands into its own blocked layouts inside the call.
 
-The same library holds two plain C++ handlers for `conv1dx.nn.embedding_conv`: `embedding_taps_sum` and
-`embedding_taps_scatter` (its gathers and scatter-adds, on XLA's threads).
+The same library holds plain C++ handlers: `kernel_gradient_direct`, the kernel gradient with conv1dx's
+own AVX-512 loops (`kernel_gradient.cc`; where `direct_available()`), and for `conv1dx.nn.embedding_conv`
+`embedding_taps_sum` and `embedding_taps_scatter` (its gathers and scatter-adds), all on XLA's threads.
 
 `available()` builds and registers the handlers on first use (`library.build`); it is False, with the reason
 logged once, when oneDNN, a compiler or the build is missing, and conv_ops then uses
@@ -26,8 +27,9 @@ import numpy as np
 from conv1dx.nn.onednn import library
 from conv1dx.nn.onednn.library import OnednnUnavailable
 
-__all__ = ["OnednnUnavailable", "available", "build_id", "embedding_taps_scatter", "embedding_taps_sum", "forward",
-           "input_gradient", "kernel_gradient", "load", "version"]
+__all__ = ["OnednnUnavailable", "available", "build_id", "direct_available", "embedding_taps_scatter",
+           "embedding_taps_sum", "forward", "input_gradient", "kernel_gradient", "kernel_gradient_direct", "load",
+           "version"]
 
 _log = logging.getLogger(__name__)
 _TARGETS = {
@@ -36,12 +38,14 @@ _TARGETS = {
     "conv1dx_onednn_kernel_gradient": "Conv1dxOnednnKernelGradient",
     "conv1dx_embedding_taps_sum": "Conv1dxEmbeddingTapsSum",
     "conv1dx_embedding_taps_scatter": "Conv1dxEmbeddingTapsScatter",
+    "conv1dx_kernel_gradient_direct": "Conv1dxKernelGradientDirect",
 }
 
 
 @functools.cache
-def load() -> None:
-    """Builds (once per version) and loads the handlers and registers them as XLA FFI targets for the CPU.
+def load() -> ctypes.CDLL:
+    """Builds (once per version) and loads the handlers, registers them as XLA FFI targets for the CPU and
+    returns the loaded library.
 
     The handlers run oneDNN single-threaded on chunks of the batch, on XLA's own intra-op threads (no
     OpenMP team). Raises `OnednnUnavailable` when that cannot be done.
@@ -53,6 +57,7 @@ def load() -> None:
         raise OnednnUnavailable(f"cannot load {path} ({error}); delete it to rebuild.") from error
     for target, symbol in _TARGETS.items():
         jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(handlers, symbol)), platform="cpu")
+    return handlers
 
 
 @functools.cache
@@ -64,6 +69,12 @@ def available() -> bool:
         _log.warning("conv1dx: oneDNN convolutions unavailable, using XLA's: %s", reason)
         return False
     return True
+
+
+@functools.cache
+def direct_available() -> bool:
+    """Whether `kernel_gradient_direct` can run here: the handlers are built and the CPU has AVX-512F."""
+    return available() and bool(load().conv1dx_kernel_gradient_direct_supported())
 
 
 @functools.cache
@@ -116,6 +127,19 @@ def kernel_gradient(x_BxTxC: jax.Array, dy_BxOxF: jax.Array, kernel_size: int, s
     """dkernel_KxCxF: the gradient of `forward` with respect to the kernel."""
     return _call("conv1dx_onednn_kernel_gradient", (kernel_size, x_BxTxC.shape[2], dy_BxOxF.shape[2]),
                  x_BxTxC, dy_BxOxF, stride, pads, dilation, blocked)
+
+
+def kernel_gradient_direct(x_BxTxC: jax.Array, dy_BxOxF: jax.Array, kernel_size: int, stride: int,
+                           pads: tuple[int, int], dilation: int) -> jax.Array:
+    """dkernel_KxCxF, as `kernel_gradient`, from conv1dx's own loops over x and dy (`kernel_gradient.cc`).
+
+    Each element is summed by one thread over (b, o) in order: the same bits on every call."""
+    if not direct_available():
+        raise OnednnUnavailable("conv1dx's direct kernel gradient needs its C++ handlers and a CPU with AVX-512F.")
+    out = jax.ShapeDtypeStruct((kernel_size, x_BxTxC.shape[2], dy_BxOxF.shape[2]), jnp.float32)
+    return jax.ffi.ffi_call("conv1dx_kernel_gradient_direct", out, vmap_method="sequential")(
+        x_BxTxC, dy_BxOxF, stride=np.int64(stride), pad_left=np.int64(pads[0]), pad_right=np.int64(pads[1]),
+        dilation=np.int64(dilation))
 
 
 def embedding_taps_sum(projected_KxRxF: jax.Array, rows_KxBxO: jax.Array) -> jax.Array:
