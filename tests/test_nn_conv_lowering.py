@@ -108,9 +108,13 @@ def test_auto_times_each_pass_of_a_large_enough_convolution(decisions, monkeypat
     assert "oneDNN 3." in machine and onednn.build_id() in machine  # a changed handler is timed again
     assert sorted(stored) == [f"{name} B8 T64 C16 F24 K5 stride2 pad1,2 dilation1"
                               for name in ("forward", "input_gradient", "kernel_gradient")]
-    assert all(set(entry["ms"]) == set(conv_lowering.CANDIDATES) for entry in stored.values())
-    for a, b in zip(got, want, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    onednn_variants = {"xla", "onednn", "onednn_blocked"}
+    direct = {"direct"} if onednn.direct_available() else set()
+    assert {key.split()[0]: set(entry["ms"]) for key, entry in stored.items()} == {
+        "forward": onednn_variants, "input_gradient": onednn_variants, "kernel_gradient": onednn_variants | direct}
+    assert set(conv_lowering.CANDIDATES) == onednn_variants | {"direct"}
+    for a, b in zip(got, want, strict=True):  # float32 sums of terms up to ~1e3: absolute error ~1e-7 of that
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * np.max(np.abs(b)))
 
 
 def test_the_trainer_sets_the_mode(tmp_path, monkeypatch):
