@@ -103,3 +103,26 @@ def test_onednn_epochs_study_times_both_modes_and_lists_the_decisions(capsys, mo
     assert xla > 0 and auto > 0 and abs(ratio - auto / xla) < 0.01
     assert "| forward B128 T240 C14 F32 K5 stride1 pad0,0 dilation1 |" in out
     assert out.count("| kernel_gradient ") == 3  # the three convolutions' kernel gradients were timed
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64"),
+                    reason="conv1dx installs oneDNN on Linux x86-64 only")
+def test_direct_epochs_study_times_both_runs_and_lists_the_kernel_gradients(capsys, monkeypatch):
+    from conv1dx.nn import conv_lowering, onednn
+    from experiments.conv_lowering import direct_epochs
+
+    monkeypatch.setattr(conv_lowering.MODE, "mode", conv_lowering.MODE.mode)  # the study sets it per run
+    monkeypatch.setenv("CONV1DX_CONV_TUNING_FILE", "restored after the test")  # the study points it elsewhere
+    monkeypatch.setattr(conv_lowering, "MIN_TUNED_FLOPS", 0)  # time even jena_convnet's small passes
+    available = onednn.direct_available
+    direct_epochs.main(["--models", "jena_convnet", "--rounds", "2", "--steps", "1"])
+    assert onednn.direct_available is available  # withheld for the "without" run only
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| jena_convnet |"))
+    without, with_direct, ratio = (float(cell.replace(",", "")) for cell in row.split("|")[2:5])
+    assert without > 0 and with_direct > 0 and abs(ratio - with_direct / without) < 0.01
+    rows = [line for line in out.splitlines() if line.startswith("| jena_convnet: kernel_gradient ")]
+    assert len(rows) == 3  # the three convolutions' kernel gradients, each timed with every candidate
+    if onednn.direct_available():
+        assert all(float(line.split("|")[6]) > 0 for line in rows)

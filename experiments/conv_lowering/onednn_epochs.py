@@ -8,7 +8,8 @@ Per model: one prepared run traced with `conv_lowering` "xla" and one with "auto
 every large enough convolution pass against a decisions file that starts empty (the one-time cost a
 new machine pays: "tuning s"); then `--rounds` interleaved blocks of 2 epochs of `--steps` batches
 each, alternating which mode goes first; median examples/s per mode. Prints a Markdown table, then
-every pass's decision with its timed candidates (ms per call).
+every pass's decision with its timed candidates (ms per call; "direct" is conv1dx's own kernel gradient,
+see direct_epochs.py).
 """
 
 from __future__ import annotations
@@ -84,13 +85,14 @@ def main(argv=None) -> None:
         print(f"| {experiment} | {result['tuning_s']:.1f} | {medians['xla']:,.0f} | {medians['auto']:,.0f} "
               f"| {medians['auto'] / medians['xla']:.3f} |", flush=True)
     stored = json.loads(decisions_file.read_text()) if decisions_file.exists() else {}
-    print("\n| pass | choice | xla ms | onednn ms | onednn_blocked ms |")
-    print("|---|---|---:|---:|---:|")
+    print("\n| pass | choice | xla ms | onednn ms | onednn_blocked ms | direct ms |")
+    print("|---|---|---:|---:|---:|---:|")
     for passes in stored.values():
         for key, decision in sorted(passes.items(), key=lambda item: item[0].split(" ", 1)[::-1]):
             ms = decision["ms"]
+            direct = f"{ms['direct']:.2f}" if "direct" in ms else "-"  # kernel gradients, on AVX-512F
             print(f"| {key} | {decision['choice']} | {ms['xla']:.2f} | {ms['onednn']:.2f} "
-                  f"| {ms['onednn_blocked']:.2f} |")
+                  f"| {ms['onednn_blocked']:.2f} | {direct} |")
 
 
 if __name__ == "__main__":
