@@ -19,9 +19,10 @@
 // every call, whatever the pool size.
 //
 // XLA's CPU convolution computes this pass from transposed copies of x and dy; on WISDM's second
-// convolution (B 400, T 71, C 100, F 100, K 10) these loops reach about the machine's matmul peak,
-// where XLA and oneDNN took about 1.4 times as long (experiments/conv_lowering/README.md). The handler
-// needs AVX-512F (`conv1dx_kernel_gradient_direct_supported()`); conv_ops offers it only where it is.
+// convolution (B 400, T 71, C 100, F 100, K 10) these loops ran at about the machine's matmul peak, where
+// the best of XLA and oneDNN took 1.29 times as long (experiments/conv_lowering/README.md, "The direct
+// kernel gradient"). The handler needs AVX-512F (`conv1dx_kernel_gradient_direct_supported()`);
+// conv_ops offers it only where the CPU has it.
 #include <immintrin.h>
 
 #include <algorithm>
