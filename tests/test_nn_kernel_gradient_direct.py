@@ -3,7 +3,9 @@ NumPy reference written from the definition, their bits across pool sizes, and t
 `conv_lowering`'s candidates. They need AVX-512F; elsewhere the candidate is not offered (tested too)."""
 
 import itertools
+import subprocess
 import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from conv1dx.nn import conv_lowering, conv_ops, onednn
+from conv1dx.nn.onednn import library
 from tests import reference
 from tests.thread_pool_checks import run_with_threads
 
@@ -62,10 +65,28 @@ def test_windows_reaching_far_into_the_padding(pads):
 
 
 @needs_direct
+def test_a_window_longer_than_the_input_on_one_side_only():
+    """K = 7 over T = 6 padded on the right only: the one window starts inside x and ends in the padding,
+    so no row is interior (a first interior row of 0 would read into the next example)."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 6, 1)).astype(np.float32)
+    dy = rng.normal(size=(2, 1, 4)).astype(np.float32)
+    got = onednn.kernel_gradient_direct(x, dy, 7, 2, (0, 1), 1)
+    xpad = np.pad(x.astype(np.float64), ((0, 0), (0, 1), (0, 0)))
+    np.testing.assert_allclose(got, np.einsum("bkc,bf->kcf", xpad, dy[:, 0]), rtol=1e-5, atol=1e-6)
+
+
+@needs_direct
 def test_an_output_length_that_does_not_fit_the_geometry_is_an_error():
     x, dy, _ = _operands((2, 20, 3, 4, 3), 1, 1, "valid")
     with pytest.raises(Exception, match="O does not follow from T, K"):
         jax.block_until_ready(onednn.kernel_gradient_direct(x, dy[:, :-1], 3, 1, (0, 0), 1))
+    # A kernel longer than the input has no window (O = 0, floor division): O = 1 is an error, O = 0 zeros.
+    x = np.ones((2, 4, 3), np.float32)
+    with pytest.raises(Exception, match="O does not follow from T, K"):
+        jax.block_until_ready(onednn.kernel_gradient_direct(x, np.ones((2, 1, 5), np.float32), 5, 2, (0, 0), 1))
+    np.testing.assert_array_equal(onednn.kernel_gradient_direct(x, np.ones((2, 0, 5), np.float32), 5, 2, (0, 0), 1),
+                                  np.zeros((5, 3, 5)))
 
 
 _BITS_SCRIPT = textwrap.dedent("""
@@ -84,7 +105,7 @@ _BITS_SCRIPT = textwrap.dedent("""
 @needs_direct
 @pytest.mark.parametrize("threads", [1, 3, 8])
 def test_the_same_bits_whatever_the_pool_size(tmp_path, threads):
-    """Each element is summed by one thread in (b, o) order, so pools of 1, 3 and 8 threads give the bits
+    """Each element is summed by one thread in a fixed order, so pools of 1, 3 and 8 threads give the bits
     this process's pool gives (and a second call here the same again)."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(9, 200, 40)).astype(np.float32)
@@ -158,3 +179,19 @@ def test_offered_only_for_the_kernel_gradient_and_where_it_can_run(monkeypatch):
                        "kernel_gradient": ["direct", *onednn_only]}
     monkeypatch.setattr(onednn, "direct_available", lambda: False)
     assert trace()["kernel_gradient"] == onednn_only
+
+
+@needs_direct
+def test_no_read_outside_x_or_dy(tmp_path):
+    """The loops (not the XLA handler around them) on x and dy placed against unreadable pages, 2,000
+    random geometries (strides to 7, dilations to 3, padding to 40, K C to 330, batches of several cache
+    blocks, 1-4 threads): a load that should have been masked kills the harness with SIGSEGV (an unmasked
+    load of a partial tile does), and every sum is checked against a float64 reference."""
+    harness = Path(__file__).with_name("kernel_gradient_guarded.cc")
+    binary = tmp_path / "kernel_gradient_guarded"
+    build = subprocess.run([library.compiler(), "-O2", "-std=c++17", "-pthread", "-isystem", jax.ffi.include_dir(),
+                            str(harness), "-o", str(binary)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    result = subprocess.run([str(binary), "7", "2000"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stdout[-2000:]}"
+    assert result.stdout.strip() == "checked 2000"

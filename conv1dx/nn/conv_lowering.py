@@ -44,10 +44,10 @@ from conv1dx.nn.user_cache import user_cache_path
 MODES = ("auto", "xla", "onednn")
 CANDIDATES = ("xla", "onednn", "onednn_blocked", "direct")
 # Passes of fewer FLOPs (2 B O C F K; ~0.25 ms at this machine's peak) stay on XLA untimed: timing costs
-# more than they can gain. oneDNN must take at most 95% of XLA's time, beyond the timing noise. These were
-# 1 GFLOP and 10% while oneDNN ran on its own OpenMP threads, which cost each call in the epoch more than
-# in the timed loop; on XLA's pool the timed gains hold in the epoch (experiments/conv_lowering/README.md,
-# "oneDNN in conv_ops").
+# more than they can gain. Another candidate (oneDNN's, the direct kernel gradient) must take at most 95%
+# of XLA's time, beyond the timing noise. These were 1 GFLOP and 10% while oneDNN ran on its own OpenMP
+# threads, which cost each call in the epoch more than in the timed loop; on XLA's pool the timed gains
+# hold in the epoch (experiments/conv_lowering/README.md, "oneDNN in conv_ops").
 MIN_TUNED_FLOPS = 5e7
 MARGIN = 0.05
 _SCAN_LENGTH = 4  # calls per timed loop: how a training epoch calls a pass

@@ -133,7 +133,8 @@ def kernel_gradient_direct(x_BxTxC: jax.Array, dy_BxOxF: jax.Array, kernel_size:
                            pads: tuple[int, int], dilation: int) -> jax.Array:
     """dkernel_KxCxF, as `kernel_gradient`, from conv1dx's own loops over x and dy (`kernel_gradient.cc`).
 
-    Each element is summed by one thread over (b, o) in order: the same bits on every call."""
+    Each element is summed by one thread in a fixed order: the same bits on every call, whatever the
+    size of XLA's thread pool."""
     if not direct_available():
         raise OnednnUnavailable("conv1dx's direct kernel gradient needs its C++ handlers and a CPU with AVX-512F.")
     out = jax.ShapeDtypeStruct((kernel_size, x_BxTxC.shape[2], dy_BxOxF.shape[2]), jnp.float32)
