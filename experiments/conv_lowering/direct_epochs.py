@@ -4,11 +4,13 @@ in conv1dx's compiled training epochs of the seed models, over `auto` choosing a
     python -m experiments.conv_lowering.direct_epochs --rounds 9
     python -m experiments.conv_lowering.direct_epochs --models wisdm --rounds 3 --steps 4
 
-Per model: two prepared runs traced with `trainer.conv_lowering=auto`, each timing its passes against
-a decisions file of its own that starts empty: "without", where the direct candidate is withheld (as
-on a CPU without AVX-512F), and "with". Then `--rounds` interleaved blocks of 2 epochs of `--steps`
-batches each, alternating which goes first; median examples/s of each. Prints a Markdown table, then
-every kernel-gradient pass the "with" run timed, with each candidate's ms per call.
+Per model: two prepared runs traced with `trainer.conv_lowering=auto`, each with a decisions file of
+its own: "with" times every pass against an empty one; "without", where the direct candidate is
+withheld (as on a CPU without AVX-512F), starts from "with"'s decisions for the forward and input
+gradients and times only its kernel gradients, so the two programs differ only there. Then `--rounds`
+interleaved blocks of 2 epochs of `--steps` batches each, alternating which goes first; median
+examples/s of each. Prints a Markdown table, then every kernel-gradient pass the "with" run timed, with
+each candidate's ms per call.
 """
 
 from __future__ import annotations
@@ -71,9 +73,16 @@ def measure(experiment: str, rounds: int, steps: int, folder: Path) -> dict:
     from experiments.throughput.conv1dx_runner import interleaved_rates
 
     files = {run: folder / f"{experiment}-{run}.json" for run in RUNS}
-    runners = {run: prepared_runner(experiment, steps, run, files[run]) for run in RUNS}
-    rates = interleaved_rates(runners, rounds, 2, alternate=True)
+    runners = {"with": prepared_runner(experiment, steps, "with", files["with"])}
+    # The run without the candidate starts from the other's decisions for every pass but the kernel
+    # gradients, so the two programs differ only where the direct loops were offered.
     stored = json.loads(files["with"].read_text()) if files["with"].exists() else {}
+    shared = {machine: {key: decision for key, decision in passes.items() if not key.startswith("kernel_gradient")}
+              for machine, passes in stored.items()}
+    files["without"].write_text(json.dumps(shared))
+    runners["without"] = prepared_runner(experiment, steps, "without", files["without"])
+    runners = {run: runners[run] for run in RUNS}
+    rates = interleaved_rates(runners, rounds, 2, alternate=True)
     passes = {key: decision for machine in stored.values() for key, decision in machine.items()
               if key.startswith("kernel_gradient")}
     return {"examples_per_s": rates, "kernel_gradients": passes}
