@@ -86,16 +86,22 @@ def test_recurrent_dropout_study_times_every_variant():
     assert all(len(values) == 1 and values[0] > 0 for values in rates.values())
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64"),
-                    reason="conv1dx installs oneDNN on Linux x86-64 only")
-def test_onednn_epochs_study_times_both_modes_and_lists_the_decisions(capsys, monkeypatch):
+@pytest.fixture
+def epoch_study(monkeypatch):
+    """What an epochs study changes in the process, restored after the test; every pass timed."""
     from conv1dx.nn import conv_lowering
-    from experiments.conv_lowering import onednn_epochs
 
     monkeypatch.setattr(conv_lowering.MODE, "mode", conv_lowering.MODE.mode)  # the study sets it per run
     monkeypatch.setenv("CONV1DX_CONV_TUNING_FILE", "restored after the test")  # the study points it elsewhere
     monkeypatch.setattr(conv_lowering, "MIN_TUNED_FLOPS", 0)  # time even jena_convnet's small passes
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64"),
+                    reason="conv1dx installs oneDNN on Linux x86-64 only")
+def test_onednn_epochs_study_times_both_modes_and_lists_the_decisions(capsys, epoch_study):
+    from experiments.conv_lowering import onednn_epochs
+
     onednn_epochs.main(["--models", "jena_convnet", "--rounds", "2", "--steps", "1"])
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| jena_convnet |"))
@@ -108,13 +114,10 @@ def test_onednn_epochs_study_times_both_modes_and_lists_the_decisions(capsys, mo
 @pytest.mark.slow
 @pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64"),
                     reason="conv1dx installs oneDNN on Linux x86-64 only")
-def test_direct_epochs_study_times_both_runs_and_lists_the_kernel_gradients(capsys, monkeypatch):
-    from conv1dx.nn import conv_lowering, onednn
+def test_direct_epochs_study_times_both_runs_and_lists_the_kernel_gradients(capsys, epoch_study):
+    from conv1dx.nn import onednn
     from experiments.conv_lowering import direct_epochs
 
-    monkeypatch.setattr(conv_lowering.MODE, "mode", conv_lowering.MODE.mode)  # the study sets it per run
-    monkeypatch.setenv("CONV1DX_CONV_TUNING_FILE", "restored after the test")  # the study points it elsewhere
-    monkeypatch.setattr(conv_lowering, "MIN_TUNED_FLOPS", 0)  # time even jena_convnet's small passes
     available = onednn.direct_available
     direct_epochs.main(["--models", "jena_convnet", "--rounds", "2", "--steps", "1"])
     assert onednn.direct_available is available  # withheld for the "without" run only

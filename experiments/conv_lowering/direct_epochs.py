@@ -24,20 +24,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-SEED_MODELS = ("imdb", "har", "wisdm", "jena_convnet", "jena_conv_gru")
+from experiments.conv_lowering import onednn_epochs
+
 RUNS = ("without", "with")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m experiments.conv_lowering.direct_epochs",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(SEED_MODELS), help="comma-separated experiment names")
-    parser.add_argument("--rounds", type=int, default=9, help="interleaved blocks per run")
-    parser.add_argument("--steps", type=int, default=10, help="batches per epoch")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.steps < 1:
-        parser.error("--rounds and --steps must be >= 1.")
-    return args
+    return onednn_epochs.parse_args(argv, "python -m experiments.conv_lowering.direct_epochs",
+                                    __doc__.split("\n\n")[0], rounds=9)
 
 
 @contextlib.contextmanager

@@ -27,11 +27,12 @@ SEED_MODELS = ("imdb", "har", "wisdm", "jena_convnet", "jena_conv_gru")
 MODES = ("xla", "auto")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m experiments.conv_lowering.onednn_epochs",
-                                     description=__doc__.split("\n\n")[0])
+def parse_args(argv=None, prog: str = "python -m experiments.conv_lowering.onednn_epochs",
+               description: str = __doc__.split("\n\n")[0], rounds: int = 7) -> argparse.Namespace:
+    """--models, --rounds and --steps of an epochs study (also direct_epochs')."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--models", default=",".join(SEED_MODELS), help="comma-separated experiment names")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved blocks per mode")
+    parser.add_argument("--rounds", type=int, default=rounds, help="interleaved blocks per run")
     parser.add_argument("--steps", type=int, default=10, help="batches per epoch")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.steps < 1:
