@@ -2,8 +2,9 @@
 
 Every pass of a convolution (the forward, the input gradient, the kernel gradient) can run as XLA's
 own convolution (`conv_ops`' formulation) or, on CPU, as oneDNN's (`conv1dx.nn.onednn`, channels-last
-or in oneDNN's blocked layouts); the kernel gradient also as conv1dx's own AVX-512 loops ("direct",
-`onednn.kernel_gradient_direct`, on CPUs with AVX-512F). Which is fastest depends on the shapes: on the
+or in oneDNN's blocked layouts), or as conv1dx's own AVX-512 loops ("direct", on CPUs with AVX-512F: the
+kernel gradient with `onednn.kernel_gradient_direct`, the forward pass and input gradient with stride 1
+with `onednn.forward_direct` and `onednn.input_gradient_direct`). Which is fastest depends on the shapes: on the
 seed models oneDNN's forward takes up to 43% less time than XLA's (Jena's first layer) and its
 channels-last input gradient is 1.4x slower on IMDB's first layer (experiments/conv_lowering/README.md,
 "oneDNN in conv_ops"). So:
@@ -44,7 +45,7 @@ from conv1dx.nn.user_cache import user_cache_path
 MODES = ("auto", "xla", "onednn")
 CANDIDATES = ("xla", "onednn", "onednn_blocked", "direct")
 # Passes of fewer FLOPs (2 B O C F K; ~0.25 ms at this machine's peak) stay on XLA untimed: timing costs
-# more than they can gain. Another candidate (oneDNN's, the direct kernel gradient) must take at most 95%
+# more than they can gain. Another candidate (oneDNN's, conv1dx's direct loops) must take at most 95%
 # of XLA's time, beyond the timing noise. These were 1 GFLOP and 10% while oneDNN ran on its own OpenMP
 # threads, which cost each call in the epoch more than in the timed loop; on XLA's pool the timed gains
 # hold in the epoch (experiments/conv_lowering/README.md, "oneDNN in conv_ops").

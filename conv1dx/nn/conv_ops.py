@@ -77,8 +77,9 @@ def conv1d(x_BxTxC: jax.Array, kernel_KxCgxF: jax.Array, *, stride: int = 1, pad
     `jax.custom_vjp`, it supports reverse-mode differentiation (`jax.grad`, `jax.vjp`) only, not
     `jax.jvp` / `jax.jacfwd`; `conv1d_patches` computes the same function with both modes.
 
-    On CPU each pass may instead run as oneDNN's convolution (`conv1dx.nn.onednn`), and the kernel
-    gradient as conv1dx's own AVX-512 loops (`onednn.kernel_gradient_direct`), per the `conv_lowering`
+    On CPU each pass may instead run as oneDNN's convolution (`conv1dx.nn.onednn`) or as conv1dx's own
+    AVX-512 loops (`onednn.kernel_gradient_direct`; with stride 1 `onednn.forward_direct` and
+    `onednn.input_gradient_direct`), per the `conv_lowering`
     mode in force at the call: "auto" picks among them per pass and shape by timing them once per
     machine (`conv_lowering.choose`); all compute this definition.
     """
@@ -161,8 +162,12 @@ def _conv1d_bwd(stride, pads, dilation, groups, mode, residuals, dy_BxOxF):
     def direct_kernel_gradient(x, dy):
         return onednn.kernel_gradient_direct(x, dy, kernel_size, stride, pads, dilation)
 
+    def direct_input_gradient(dy, kernel):
+        return onednn.input_gradient_direct(dy, kernel, length, pads, dilation)
+
+    input_gradients = {**_onednn_variants(onednn_input_gradient), **_stride_one(stride, direct_input_gradient)}
     dx = _lowered("input_gradient", (dy_BxOxF, kernel_KxCgxF), x_BxTxC, kernel_KxCgxF, dy_BxOxF, geometry,
-                  xla_input_gradient, _onednn_variants(onednn_input_gradient))
+                  xla_input_gradient, input_gradients)
     kernel_gradients = {**_onednn_variants(onednn_kernel_gradient), "direct": direct_kernel_gradient}
     dkernel = _lowered("kernel_gradient", (x_BxTxC, dy_BxOxF), x_BxTxC, kernel_KxCgxF, dy_BxOxF, geometry,
                        xla_kernel_gradient, kernel_gradients)
@@ -176,10 +181,14 @@ def _forward(x_BxTxC, kernel_KxCgxF, stride, pads, dilation, groups, mode):
     def onednn_forward(x, kernel, blocked):
         return onednn.forward(x, kernel, stride, pads, dilation, blocked)
 
+    def direct_forward(x, kernel):
+        return onednn.forward_direct(x, kernel, pads, dilation)
+
     out_len = _padded_output_length(x_BxTxC.shape[1], kernel_KxCgxF.shape[0], pads, stride, dilation)
     dy_shape = jax.ShapeDtypeStruct((x_BxTxC.shape[0], out_len, kernel_KxCgxF.shape[2]), x_BxTxC.dtype)
+    forwards = {**_onednn_variants(onednn_forward), **_stride_one(stride, direct_forward)}
     return _lowered("forward", (x_BxTxC, kernel_KxCgxF), x_BxTxC, kernel_KxCgxF, dy_shape,
-                    (stride, pads, dilation, groups, mode), xla_forward, _onednn_variants(onednn_forward))
+                    (stride, pads, dilation, groups, mode), xla_forward, forwards)
 
 
 def _onednn_variants(onednn_pass):
@@ -187,13 +196,18 @@ def _onednn_variants(onednn_pass):
     return {"onednn": lambda *ops: onednn_pass(*ops, False), "onednn_blocked": lambda *ops: onednn_pass(*ops, True)}
 
 
+def _stride_one(stride, direct_pass):
+    """{"direct": direct_pass} where conv1dx's correlation loops compute the pass (stride 1), else {}."""
+    return {"direct": direct_pass} if stride == 1 else {}
+
+
 def _lowered(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass, cpu_passes):
     """One pass of the convolution, computed by the implementation `conv_lowering` picks for its shapes.
 
     `xla_pass(*operands)` is XLA's formulation; `cpu_passes` maps candidate names to the CPU handlers'
-    implementations of the same pass (float32, one group): oneDNN's, and for the kernel gradient conv1dx's
-    own loops ("direct", a candidate where the CPU has AVX-512F). A CPU implementation runs only when the
-    function is lowered for the CPU.
+    implementations of the same pass (float32, one group): oneDNN's, and conv1dx's own loops ("direct", a
+    candidate where the CPU has AVX-512F: every kernel gradient, the forward pass and input gradient with
+    stride 1). A CPU implementation runs only when the function is lowered for the CPU.
     """
     choice = _lowering_choice(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geometry, xla_pass,
                               cpu_passes)

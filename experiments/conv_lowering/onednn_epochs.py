@@ -8,8 +8,8 @@ Per model: one prepared run traced with `conv_lowering` "xla" and one with "auto
 every large enough convolution pass against a decisions file that starts empty (the one-time cost a
 new machine pays: "tuning s"); then `--rounds` interleaved blocks of 2 epochs of `--steps` batches
 each, alternating which mode goes first; median examples/s per mode. Prints a Markdown table, then
-every pass's decision with its timed candidates (ms per call; "direct" is conv1dx's own kernel gradient,
-see direct_epochs.py).
+every pass's decision with its timed candidates (ms per call; "direct" is conv1dx's own loops, see
+direct_epochs.py).
 """
 
 from __future__ import annotations
@@ -28,9 +28,13 @@ MODES = ("xla", "auto")
 
 
 def parse_args(argv=None, prog: str = "python -m experiments.conv_lowering.onednn_epochs",
-               description: str = __doc__.split("\n\n")[0], rounds: int = 7) -> argparse.Namespace:
-    """--models, --rounds and --steps of an epochs study (also direct_epochs')."""
+               description: str = __doc__.split("\n\n")[0], rounds: int = 7,
+               more_arguments=None) -> argparse.Namespace:
+    """--models, --rounds and --steps of an epochs study (also direct_epochs', which adds its own through
+    `more_arguments(parser)`)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    if more_arguments is not None:
+        more_arguments(parser)
     parser.add_argument("--models", default=",".join(SEED_MODELS), help="comma-separated experiment names")
     parser.add_argument("--rounds", type=int, default=rounds, help="interleaved blocks per run")
     parser.add_argument("--steps", type=int, default=10, help="batches per epoch")
@@ -91,7 +95,7 @@ def main(argv=None) -> None:
     for passes in stored.values():
         for key, decision in sorted(passes.items(), key=lambda item: item[0].split(" ", 1)[::-1]):
             ms = decision["ms"]
-            direct = f"{ms['direct']:.2f}" if "direct" in ms else "-"  # kernel gradients, on AVX-512F
+            direct = f"{ms['direct']:.2f}" if "direct" in ms else "-"  # on AVX-512F; stride 1 but for kernel gradients
             print(f"| {key} | {decision['choice']} | {ms['xla']:.2f} | {ms['onednn']:.2f} "
                   f"| {ms['onednn_blocked']:.2f} | {direct} |")
 

@@ -5,8 +5,9 @@ single-group, float32 convolution (`conv_ops.conv1d`'s definition) with oneDNN's
 faster than XLA's CPU convolutions on the conv-heavy seed models (experiments/conv_lowering).
 `blocked=True` lets oneDNN reorder the operands into its own blocked layouts inside the call.
 
-The same library holds plain C++ handlers: `kernel_gradient_direct`, the kernel gradient with conv1dx's
-own AVX-512 loops (`kernel_gradient.cc`; where `direct_available()`), and for `conv1dx.nn.embedding_conv`
+The same library holds plain C++ handlers: conv1dx's own AVX-512 loops (where `direct_available()`) for the
+kernel gradient (`kernel_gradient_direct`, `kernel_gradient.cc`) and, with stride 1, the forward pass and the
+input gradient (`forward_direct`, `input_gradient_direct`: one correlation, `correlate.cc`); and for `conv1dx.nn.embedding_conv`
 `embedding_taps_sum` and `embedding_taps_scatter` (its gathers and scatter-adds), all on XLA's threads.
 
 `available()` builds and registers the handlers on first use (`library.build`); it is False, with the reason
@@ -27,9 +28,9 @@ import numpy as np
 from conv1dx.nn.onednn import library
 from conv1dx.nn.onednn.library import OnednnUnavailable
 
-__all__ = ["OnednnUnavailable", "available", "build_id", "direct_available", "embedding_taps_scatter",
-           "embedding_taps_sum", "forward", "input_gradient", "kernel_gradient", "kernel_gradient_direct", "load",
-           "version"]
+__all__ = ["OnednnUnavailable", "available", "build_id", "correlate_direct", "direct_available",
+           "embedding_taps_scatter", "embedding_taps_sum", "forward", "forward_direct", "input_gradient",
+           "input_gradient_direct", "kernel_gradient", "kernel_gradient_direct", "load", "version"]
 
 _log = logging.getLogger(__name__)
 _TARGETS = {
@@ -39,6 +40,7 @@ _TARGETS = {
     "conv1dx_embedding_taps_sum": "Conv1dxEmbeddingTapsSum",
     "conv1dx_embedding_taps_scatter": "Conv1dxEmbeddingTapsScatter",
     "conv1dx_kernel_gradient_direct": "Conv1dxKernelGradientDirect",
+    "conv1dx_correlate_direct": "Conv1dxCorrelateDirect",
 }
 
 
@@ -73,7 +75,8 @@ def available() -> bool:
 
 @functools.cache
 def direct_available() -> bool:
-    """Whether `kernel_gradient_direct` can run here: the handlers are built and the CPU has AVX-512F."""
+    """Whether conv1dx's direct loops (`kernel_gradient_direct`, `correlate_direct`) can run here: the handlers
+    are built and the CPU has AVX-512F."""
     return available() and bool(load().conv1dx_kernel_gradient_direct_supported())
 
 
@@ -141,6 +144,36 @@ def kernel_gradient_direct(x_BxTxC: jax.Array, dy_BxOxF: jax.Array, kernel_size:
     return jax.ffi.ffi_call("conv1dx_kernel_gradient_direct", out, vmap_method="sequential")(
         x_BxTxC, dy_BxOxF, stride=np.int64(stride), pad_left=np.int64(pads[0]), pad_right=np.int64(pads[1]),
         dilation=np.int64(dilation))
+
+
+def correlate_direct(src_BxSxI: jax.Array, weights_KxIxN: jax.Array, out_len: int, lead: int,
+                     dilation: int) -> jax.Array:
+    """out_BxTxN[b, t, n] = sum_{k, i} src[b, t - lead + k * dilation, i] * weights[k, i, n] for t < out_len,
+    src rows outside [0, S) read as zeros (float32), from conv1dx's own loops (`correlate.cc`).
+
+    Each element is summed by one thread in a fixed order: the same bits whatever the pool size."""
+    if not direct_available():
+        raise OnednnUnavailable("conv1dx's direct loops need their C++ handlers and a CPU with AVX-512F.")
+    out = jax.ShapeDtypeStruct((src_BxSxI.shape[0], out_len, weights_KxIxN.shape[2]), jnp.float32)
+    return jax.ffi.ffi_call("conv1dx_correlate_direct", out, vmap_method="sequential")(
+        src_BxSxI, weights_KxIxN, lead=np.int64(lead), dilation=np.int64(dilation))
+
+
+def forward_direct(x_BxTxC: jax.Array, kernel_KxCxF: jax.Array, pads: tuple[int, int], dilation: int) -> jax.Array:
+    """y_BxOxF, as `forward` with stride 1, from `correlate_direct` (lead = pad_left)."""
+    kernel_size = kernel_KxCxF.shape[0]
+    out_len = x_BxTxC.shape[1] + pads[0] + pads[1] - dilation * (kernel_size - 1)
+    return correlate_direct(x_BxTxC, kernel_KxCxF, out_len, pads[0], dilation)
+
+
+def input_gradient_direct(dy_BxOxF: jax.Array, kernel_KxCxF: jax.Array, length: int, pads: tuple[int, int],
+                          dilation: int) -> jax.Array:
+    """dx_BxTxC, as `input_gradient` with stride 1: dx[b, t, c] = sum_{k, f} dy[b, t + pad_left - k * dilation, f]
+    * kernel[k, c, f], i.e. `correlate_direct` of dy with the kernel's taps reversed and its channel axes
+    swapped, lead = dilation * (K - 1) - pad_left."""
+    kernel_size = kernel_KxCxF.shape[0]
+    flipped_KxFxC = jnp.flip(kernel_KxCxF, axis=0).transpose(0, 2, 1)
+    return correlate_direct(dy_BxOxF, flipped_KxFxC, length, dilation * (kernel_size - 1) - pads[0], dilation)
 
 
 def embedding_taps_sum(projected_KxRxF: jax.Array, rows_KxBxO: jax.Array) -> jax.Array:

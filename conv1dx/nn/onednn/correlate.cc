@@ -1,0 +1,230 @@
+// A stride-1 correlation as an XLA FFI handler with conv1dx's own AVX-512 loops (float32): the forward pass
+// and the input gradient of conv1dx's convolution when its stride is 1.
+//
+//   conv1dx_correlate_direct   src (B, S, I), weights (K, I, N) -> out (B, T, N)
+//       out[b, t, n] = sum_{k, i} src[b, t - lead + k * dilation, i] * weights[k, i, n]
+//   with src rows outside [0, S) read as zeros; T is the result's length, `lead` any integer.
+//
+// The forward pass is this with src = x, weights = the kernel, lead = pad_left and T = O; the input gradient
+// is this with src = dy, weights[k, f, c] = kernel[K - 1 - k, c, f] and lead = (K - 1) * dilation - pad_left,
+// T = the input's length (conv_ops.py passes both).
+//
+// The vectors run across 16 examples: one vector holds src[b0 .. b0 + 15, row, i], so every lane has the same
+// window geometry and no lane is wasted on a channel or time count that is not a multiple of 16 (C = 100 would
+// waste 11% of the lanes). For each block of 16 examples, src is copied once into an interleaved scratch
+// (row, i, lane) with zero rows above and below, so the padding needs no masks. A tile is R <= 2 output rows
+// t by up to 14 output channels n, R x 14 accumulators in registers while the loop runs over the taps k and
+// the input channels i: R vector loads of src and one broadcast of weights per n, R fused multiply-adds per
+// broadcast. Taps that read only padding for every row of a tile are skipped. The results are scattered back
+// lane by lane to out[b0 + lane, t, n].
+//
+// Threads (the calling thread and XLA's intra-op pool) take contiguous runs of (example block, channel tile)
+// work items; each output element is summed by one tile in a fixed order (k, then i): the same bits on every
+// call, whatever the pool size. On WISDM's second convolution (B 400, T 71, C 100, F 100, K 10) the input
+// gradient ran in 0.85 of oneDNN's time (experiments/conv_lowering/README.md, "The direct forward and input
+// gradient"). Needs AVX-512F (`conv1dx_kernel_gradient_direct_supported()`, shared with kernel_gradient.cc).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "parallel_for.h"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+constexpr int64_t kLanes = 16;     // examples per vector
+constexpr int kMaxRows = 2;        // output rows t per tile
+constexpr int kMaxChannels = 14;   // output channels n per tile: 28 accumulators, 2 loads, 1 broadcast
+
+struct Geometry {
+  int64_t B, S, I, K, N, T, lead, dilation;
+};
+
+// The scratch of one block of examples: rows [0, rows) of (I x 16) floats; src row s sits at row s + top.
+struct ScratchShape {
+  int64_t top, rows;
+};
+
+ScratchShape ScratchFor(const Geometry& g) {
+  // Output row t reads src rows t - lead + k * dilation: from -lead (t = 0, k = 0) to T - 1 - lead + span.
+  const int64_t top = std::max<int64_t>(0, g.lead);
+  const int64_t last = g.T - 1 - g.lead + (g.K - 1) * g.dilation;
+  return {top, top + std::max(g.S, last + 1)};
+}
+
+// out[b0 + lane, t0 + r, n0 + j] for r < ROWS, j < CHANNELS from taps [k_lo, k_hi); `lanes` masks the
+// examples that exist. `window` is the scratch row of tap 0 for row t0.
+template <int ROWS, int CHANNELS>
+__attribute__((target("avx512f"))) void Tile(const float* scratch, const float* weights, float* out,
+                                             const Geometry& g, int64_t window, int64_t k_lo, int64_t k_hi,
+                                             int64_t b0, int64_t t0, int64_t n0, uint32_t lanes) {
+  __m512 acc[ROWS][CHANNELS];
+#pragma GCC unroll 4
+  for (int r = 0; r < ROWS; ++r) {
+#pragma GCC unroll 16
+    for (int j = 0; j < CHANNELS; ++j) acc[r][j] = _mm512_setzero_ps();
+  }
+  const int64_t row_floats = g.I * kLanes;
+  for (int64_t k = k_lo; k < k_hi; ++k) {
+    const float* a = scratch + (window + k * g.dilation) * row_floats;
+    const float* w = weights + k * g.I * g.N + n0;
+    for (int64_t i = 0; i < g.I; ++i, a += kLanes, w += g.N) {
+      __m512 src[ROWS];
+#pragma GCC unroll 4
+      for (int r = 0; r < ROWS; ++r) src[r] = _mm512_load_ps(a + r * row_floats);
+#pragma GCC unroll 16
+      for (int j = 0; j < CHANNELS; ++j) {
+        const __m512 wj = _mm512_set1_ps(w[j]);
+#pragma GCC unroll 4
+        for (int r = 0; r < ROWS; ++r) acc[r][j] = _mm512_fmadd_ps(src[r], wj, acc[r][j]);
+      }
+    }
+  }
+  alignas(64) float lane_values[kLanes];
+  const int64_t example_stride = g.T * g.N;
+  for (int r = 0; r < ROWS; ++r) {
+    float* target = out + (b0 * g.T + t0 + r) * g.N + n0;
+    for (int j = 0; j < CHANNELS; ++j) {
+      _mm512_store_ps(lane_values, acc[r][j]);
+      for (int64_t lane = 0; lane < kLanes; ++lane) {
+        if (lanes >> lane & 1) target[lane * example_stride + j] = lane_values[lane];
+      }
+    }
+  }
+}
+
+using TileFn = void (*)(const float*, const float*, float*, const Geometry&, int64_t, int64_t, int64_t, int64_t,
+                        int64_t, int64_t, uint32_t);
+
+template <int ROWS, int... J>
+constexpr std::array<TileFn, kMaxChannels> ChannelTable(std::integer_sequence<int, J...>) {
+  return {&Tile<ROWS, J + 1>...};
+}
+
+template <int... R>
+constexpr std::array<std::array<TileFn, kMaxChannels>, kMaxRows> TileTable(std::integer_sequence<int, R...>) {
+  return {ChannelTable<R + 1>(std::make_integer_sequence<int, kMaxChannels>{})...};
+}
+
+constexpr auto kTiles = TileTable(std::make_integer_sequence<int, kMaxRows>{});
+
+uint32_t ExampleLanes(const Geometry& g, int64_t b0) {
+  const int64_t n = std::min(kLanes, g.B - b0);
+  return n == kLanes ? 0xFFFFu : (1u << n) - 1;
+}
+
+// Copies src[b0 .. b0 + 15] into the scratch's rows [top, top + S) as (row, i, lane); absent examples are 0.
+__attribute__((target("avx512f"))) void Interleave(const float* src, float* scratch, const Geometry& g,
+                                                   const ScratchShape& shape, int64_t b0) {
+  const __mmask16 lanes = static_cast<__mmask16>(ExampleLanes(g, b0));
+  const int64_t per_example = g.S * g.I;
+  const float* base = src + b0 * per_example;
+  float* first = scratch + shape.top * g.I * kLanes;
+  if (per_example <= std::numeric_limits<int32_t>::max() / kLanes) {
+    const __m512i offsets = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(static_cast<int32_t>(per_example)));
+    for (int64_t e = 0; e < per_example; ++e) {
+      // Masked-off lanes are not read (AVX-512 masked gathers do not fault).
+      _mm512_store_ps(first + e * kLanes, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, offsets, base + e, 4));
+    }
+    return;
+  }
+  for (int64_t e = 0; e < per_example; ++e) {
+    for (int64_t lane = 0; lane < kLanes; ++lane) {
+      first[e * kLanes + lane] = (lanes >> lane & 1) ? base[lane * per_example + e] : 0.0f;
+    }
+  }
+}
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+
+// Runs run(0) ... run(count - 1), each once (on any threads); returns the first error, "" if none.
+using ParallelRunner = std::function<std::string(int64_t count, std::function<void(int64_t)> run)>;
+
+// out (B, T, N) of a checked geometry (B, T, N >= 1), its work items split into at most `threads` runs.
+std::string ComputeCorrelation(const float* src, const float* weights, float* out, const Geometry& g,
+                               int64_t threads, const ParallelRunner& parallel) {
+  const ScratchShape shape = ScratchFor(g);
+  const int64_t channel_tiles = (g.N + kMaxChannels - 1) / kMaxChannels;
+  const int64_t channels = (g.N + channel_tiles - 1) / channel_tiles;  // per tile; the last may have fewer
+  const int64_t blocks = (g.B + kLanes - 1) / kLanes;
+  const int64_t items = blocks * channel_tiles;
+  const int64_t count = std::clamp<int64_t>(threads, 1, items);
+  const size_t scratch_bytes = static_cast<size_t>(shape.rows * g.I * kLanes) * sizeof(float);
+  auto run = [&](int64_t chunk) {
+    std::unique_ptr<float, AlignedFree> scratch(static_cast<float*>(std::aligned_alloc(64, scratch_bytes)));
+    if (!scratch) throw std::bad_alloc();
+    std::memset(scratch.get(), 0, scratch_bytes);
+    int64_t copied = -1;
+    for (int64_t item = chunk * items / count; item < (chunk + 1) * items / count; ++item) {
+      const int64_t block = item / channel_tiles, b0 = block * kLanes;
+      if (block != copied) {
+        Interleave(src, scratch.get(), g, shape, b0);
+        copied = block;
+      }
+      const uint32_t lanes = ExampleLanes(g, b0);
+      const int64_t n0 = (item % channel_tiles) * channels, width = std::min(channels, g.N - n0);
+      for (int64_t t0 = 0; t0 < g.T; t0 += kMaxRows) {
+        const int64_t rows = std::min<int64_t>(kMaxRows, g.T - t0);
+        // Taps that some row of the tile reads inside [0, S): src row first + k * dilation for the first row.
+        const int64_t first = t0 - g.lead, last = first + rows - 1;
+        const int64_t k_lo = last >= 0 ? 0 : (-last + g.dilation - 1) / g.dilation;
+        const int64_t k_hi = g.S - 1 - first < 0 ? 0 : std::min(g.K, (g.S - 1 - first) / g.dilation + 1);
+        kTiles[rows - 1][width - 1](scratch.get(), weights, out, g, first + shape.top, k_lo, std::max(k_lo, k_hi),
+                                    b0, t0, n0, lanes);
+      }
+    }
+  };
+  return parallel(count, run);
+}
+
+ffi::Error CorrelateDirect(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> src, ffi::Buffer<ffi::F32> weights,
+                           ffi::ResultBuffer<ffi::F32> out, int64_t lead, int64_t dilation) {
+  if (!__builtin_cpu_supports("avx512f")) {
+    return ffi::Error::Internal("conv1dx direct correlation: this CPU lacks AVX-512F");
+  }
+  const auto sd = src.dimensions(), wd = weights.dimensions(), od = out->dimensions();
+  if (sd.size() != 3 || wd.size() != 3 || od.size() != 3 || od[0] != sd[0] || wd[1] != sd[2] || od[2] != wd[2]) {
+    return ffi::Error::InvalidArgument(
+        "conv1dx direct correlation: src (B, S, I), weights (K, I, N) and out (B, T, N) expected");
+  }
+  if (dilation < 1 || wd[0] < 1) {
+    return ffi::Error::InvalidArgument("conv1dx direct correlation: dilation and K must be >= 1");
+  }
+  const Geometry g{sd[0], sd[1], sd[2], wd[0], wd[2], od[1], lead, dilation};
+  float* result = out->typed_data();
+  if (g.B == 0 || g.T == 0 || g.N == 0) return ffi::Error::Success();
+  if (g.I == 0 || g.S == 0) {
+    std::fill(result, result + g.B * g.T * g.N, 0.0f);
+    return ffi::Error::Success();
+  }
+  const std::string error = ComputeCorrelation(
+      src.typed_data(), weights.typed_data(), result, g, pool.num_threads(),
+      [&pool](int64_t count, std::function<void(int64_t)> run) { return conv1dx::ParallelFor(pool, count, run); });
+  return error.empty() ? ffi::Error::Success() : ffi::Error::Internal(error);
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(Conv1dxCorrelateDirect, CorrelateDirect,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("lead")
+                                  .Attr<int64_t>("dilation"));
