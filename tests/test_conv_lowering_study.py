@@ -114,18 +114,33 @@ def test_onednn_epochs_study_times_both_modes_and_lists_the_decisions(capsys, ep
 @pytest.mark.slow
 @pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64"),
                     reason="conv1dx installs oneDNN on Linux x86-64 only")
-def test_direct_epochs_study_times_both_runs_and_lists_the_kernel_gradients(capsys, epoch_study):
+def test_direct_epochs_study_times_both_runs_and_lists_the_passes(capsys, epoch_study):
     from conv1dx.nn import onednn
     from experiments.conv_lowering import direct_epochs
 
-    available = onednn.direct_available
     direct_epochs.main(["--models", "jena_convnet", "--rounds", "2", "--steps", "1"])
-    assert onednn.direct_available is available  # withheld for the "without" run only
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| jena_convnet |"))
     without, with_direct, ratio = (float(cell.replace(",", "")) for cell in row.split("|")[2:5])
     assert without > 0 and with_direct > 0 and abs(ratio - with_direct / without) < 0.01
-    rows = [line for line in out.splitlines() if line.startswith("| jena_convnet: kernel_gradient ")]
-    assert len(rows) == 3  # the three convolutions' kernel gradients, each timed with every candidate
-    if onednn.direct_available():
-        assert all(float(line.split("|")[6]) > 0 for line in rows)
+    rows = [line for line in out.splitlines() if line.startswith("| jena_convnet: ")]
+    # Three stride-1 convolutions: each pass of each timed with the direct loops among the candidates.
+    assert len(rows) == (9 if onednn.direct_available() else 0)
+    assert all(float(line.split("|")[6]) > 0 for line in rows)
+
+
+def test_direct_epochs_decides_the_studied_passes_again_without_the_direct_loops():
+    from experiments.conv_lowering import direct_epochs
+
+    ms = {"xla": 10.0, "onednn": 9.0, "onednn_blocked": 9.8, "direct": 5.0}
+    stored = {"machine": {"forward B1": {"choice": "direct", "ms": ms},
+                          "input_gradient B1": {"choice": "direct", "ms": {**ms, "onednn": 9.9}},
+                          "kernel_gradient B1": {"choice": "direct", "ms": ms},
+                          "forward B2": {"choice": "xla", "ms": {"xla": 1.0, "onednn": 2.0}}}}
+    got = direct_epochs.withheld(stored, ["forward", "input_gradient"])["machine"]
+    # the others' choice on the same timings (oneDNN must beat XLA by conv_lowering.MARGIN)
+    assert {key: entry["choice"] for key, entry in got.items()} == {
+        "forward B1": "onednn", "input_gradient B1": "xla", "kernel_gradient B1": "direct", "forward B2": "xla"}
+    assert got["forward B1"]["ms"] == ms and stored["machine"]["forward B1"]["choice"] == "direct"
+    with pytest.raises(SystemExit, match="--passes must name some of"):
+        direct_epochs.parse_args(["--passes", "backward"])

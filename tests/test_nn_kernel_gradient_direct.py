@@ -1,6 +1,7 @@
 """conv1dx's own kernel-gradient loops (`onednn.kernel_gradient_direct`, kernel_gradient.cc) against the
-NumPy reference written from the definition, their bits across pool sizes, and their place among
-`conv_lowering`'s candidates. They need AVX-512F; elsewhere the candidate is not offered (tested too)."""
+NumPy reference written from the definition, their bits across pool sizes, and conv1d through them. They
+need AVX-512F; elsewhere the candidate is not offered (tests/test_nn_correlate_direct.py checks where
+`conv_lowering` offers each of conv1dx's direct loops)."""
 
 import itertools
 import subprocess
@@ -150,35 +151,6 @@ def test_vmap_over_replicas():
                                                                                      np.stack([dy, dy]))
     np.testing.assert_allclose(got[1], 2 * reference.conv1d_kernel_gradient(x, dy, 3, padding="same"),
                                rtol=1e-4, atol=1e-4)
-
-
-def test_offered_only_for_the_kernel_gradient_and_where_it_can_run(monkeypatch):
-    """The forward and input gradient never see the candidate; the kernel gradient sees it only where
-    `direct_available()` (a CPU without AVX-512F gets XLA and oneDNN only)."""
-    if not onednn.available():
-        pytest.skip("no C++ handlers here")
-    offered = {}
-
-    def record(key, fingerprint, candidates, operands):
-        offered[key.split()[0]] = sorted(candidates)
-        return "xla"
-
-    monkeypatch.setattr(conv_lowering, "MIN_TUNED_FLOPS", 0)
-    monkeypatch.setattr(conv_lowering, "choose", record)
-    x, kernel = jnp.ones((2, 16, 3)), jnp.ones((3, 3, 4))
-
-    def trace():
-        offered.clear()
-        with conv_lowering.conv_lowering("auto"):
-            jax.jit(jax.grad(lambda a, b: jnp.sum(conv_ops.conv1d(a, b)), argnums=(0, 1))).lower(x, kernel)
-        return dict(offered)
-
-    onednn_only = ["onednn", "onednn_blocked", "xla"]
-    monkeypatch.setattr(onednn, "direct_available", lambda: True)
-    assert trace() == {"forward": onednn_only, "input_gradient": onednn_only,
-                       "kernel_gradient": ["direct", *onednn_only]}
-    monkeypatch.setattr(onednn, "direct_available", lambda: False)
-    assert trace()["kernel_gradient"] == onednn_only
 
 
 @needs_direct
