@@ -88,6 +88,17 @@ def test_the_correlation_itself_at_any_lead_and_length():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@needs_direct
+def test_lengths_that_do_not_fit_and_leads_beyond_any_sequence_are_errors():
+    x, kernel, dy, pads = _operands((2, 20, 3, 4, 3), 1, "valid")
+    with pytest.raises(ValueError, match="dy has 17 steps, but an input of 20 steps"):
+        onednn.input_gradient_direct(dy[:, :-1], kernel, 20, pads, 1)
+    with pytest.raises(ValueError, match="span 7 is longer than the padded input"):
+        onednn.forward_direct(x[:, :5], np.ones((4, 3, 4), np.float32), (0, 0), 2)
+    with pytest.raises(Exception, match=r"\|lead\| and the lengths at most 2\^40"):
+        jax.block_until_ready(onednn.correlate_direct(x, kernel, 1, -(2 ** 60), 1))
+
+
 _BITS_SCRIPT = textwrap.dedent("""
     import numpy as np
     from conv1dx.nn import onednn

@@ -7,8 +7,9 @@ faster than XLA's CPU convolutions on the conv-heavy seed models (experiments/co
 
 The same library holds plain C++ handlers: conv1dx's own AVX-512 loops (where `direct_available()`) for the
 kernel gradient (`kernel_gradient_direct`, `kernel_gradient.cc`) and, with stride 1, the forward pass and the
-input gradient (`forward_direct`, `input_gradient_direct`: one correlation, `correlate.cc`); and for `conv1dx.nn.embedding_conv`
-`embedding_taps_sum` and `embedding_taps_scatter` (its gathers and scatter-adds), all on XLA's threads.
+input gradient (`forward_direct`, `input_gradient_direct`: one correlation, `correlate.cc`); and for
+`conv1dx.nn.embedding_conv` `embedding_taps_sum` and `embedding_taps_scatter` (its gathers and scatter-adds),
+all on XLA's threads.
 
 `available()` builds and registers the handlers on first use (`library.build`); it is False, with the reason
 logged once, when oneDNN, a compiler or the build is missing, and conv_ops then uses
@@ -163,6 +164,9 @@ def forward_direct(x_BxTxC: jax.Array, kernel_KxCxF: jax.Array, pads: tuple[int,
     """y_BxOxF, as `forward` with stride 1, from `correlate_direct` (lead = pad_left)."""
     kernel_size = kernel_KxCxF.shape[0]
     out_len = x_BxTxC.shape[1] + pads[0] + pads[1] - dilation * (kernel_size - 1)
+    if out_len < 0:
+        raise ValueError(f"forward_direct: the kernel's span {dilation * (kernel_size - 1) + 1} is longer than the "
+                         f"padded input ({x_BxTxC.shape[1]} + {pads[0]} + {pads[1]}).")
     return correlate_direct(x_BxTxC, kernel_KxCxF, out_len, pads[0], dilation)
 
 
@@ -172,6 +176,10 @@ def input_gradient_direct(dy_BxOxF: jax.Array, kernel_KxCxF: jax.Array, length: 
     * kernel[k, c, f], i.e. `correlate_direct` of dy with the kernel's taps reversed and its channel axes
     swapped, lead = dilation * (K - 1) - pad_left."""
     kernel_size = kernel_KxCxF.shape[0]
+    out_len = max(length + pads[0] + pads[1] - dilation * (kernel_size - 1), 0)
+    if dy_BxOxF.shape[1] != out_len:
+        raise ValueError(f"input_gradient_direct: dy has {dy_BxOxF.shape[1]} steps, but an input of {length} steps "
+                         f"padded by {pads} with this kernel gives {out_len}.")
     flipped_KxFxC = jnp.flip(kernel_KxCxF, axis=0).transpose(0, 2, 1)
     return correlate_direct(dy_BxOxF, flipped_KxFxC, length, dilation * (kernel_size - 1) - pads[0], dilation)
 

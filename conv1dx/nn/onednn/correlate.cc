@@ -18,9 +18,9 @@
 // broadcast. Taps that read only padding for every row of a tile are skipped. The results are scattered back
 // lane by lane to out[b0 + lane, t, n].
 //
-// Threads (the calling thread and XLA's intra-op pool) take contiguous runs of (example block, channel tile)
-// work items; each output element is summed by one tile in a fixed order (k, then i): the same bits on every
-// call, whatever the pool size. On WISDM's second convolution (B 400, T 71, C 100, F 100, K 10) the input
+// Threads (the calling thread and XLA's intra-op pool) take contiguous runs of (example block, channel tile,
+// 32 output rows) work items; each output element is summed by one tile in a fixed order (k, then i), the tiles
+// not depending on the split: the same bits on every call, whatever the pool size. On WISDM's second convolution (B 400, T 71, C 100, F 100, K 10) the input
 // gradient ran in 0.85 of oneDNN's time (experiments/conv_lowering/README.md, "The direct forward and input
 // gradient"). Needs AVX-512F (`conv1dx_kernel_gradient_direct_supported()`, shared with kernel_gradient.cc).
 #include <immintrin.h>
@@ -33,6 +33,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <new>
 #include <string>
 #include <utility>
 
@@ -51,17 +52,10 @@ struct Geometry {
   int64_t B, S, I, K, N, T, lead, dilation;
 };
 
-// The scratch of one block of examples: rows [0, rows) of (I x 16) floats; src row s sits at row s + top.
-struct ScratchShape {
-  int64_t top, rows;
-};
-
-ScratchShape ScratchFor(const Geometry& g) {
-  // Output row t reads src rows t - lead + k * dilation: from -lead (t = 0, k = 0) to T - 1 - lead + span.
-  const int64_t top = std::max<int64_t>(0, g.lead);
-  const int64_t last = g.T - 1 - g.lead + (g.K - 1) * g.dilation;
-  return {top, top + std::max(g.S, last + 1)};
-}
+// The scratch of one block of examples: rows [0, S + 2 * kTop) of (I x 16) floats; src row s sits at row
+// s + kTop. A tile reads only the taps for which one of its rows reads a src row (see ComputeCorrelation), so
+// its other rows read at most kMaxRows - 1 rows beyond either end of src: zero rows.
+constexpr int64_t kTop = kMaxRows - 1;
 
 // out[b0 + lane, t0 + r, n0 + j] for r < ROWS, j < CHANNELS from taps [k_lo, k_hi); `lanes` masks the
 // examples that exist. `window` is the scratch row of tap 0 for row t0.
@@ -126,11 +120,11 @@ uint32_t ExampleLanes(const Geometry& g, int64_t b0) {
 
 // Copies src[b0 .. b0 + 15] into the scratch's rows [top, top + S) as (row, i, lane); absent examples are 0.
 __attribute__((target("avx512f"))) void Interleave(const float* src, float* scratch, const Geometry& g,
-                                                   const ScratchShape& shape, int64_t b0) {
+                                                   int64_t b0) {
   const __mmask16 lanes = static_cast<__mmask16>(ExampleLanes(g, b0));
   const int64_t per_example = g.S * g.I;
   const float* base = src + b0 * per_example;
-  float* first = scratch + shape.top * g.I * kLanes;
+  float* first = scratch + kTop * g.I * kLanes;
   if (per_example <= std::numeric_limits<int32_t>::max() / kLanes) {
     const __m512i offsets = _mm512_mullo_epi32(
         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -155,37 +149,46 @@ struct AlignedFree {
 // Runs run(0) ... run(count - 1), each once (on any threads); returns the first error, "" if none.
 using ParallelRunner = std::function<std::string(int64_t count, std::function<void(int64_t)> run)>;
 
-// out (B, T, N) of a checked geometry (B, T, N >= 1), its work items split into at most `threads` runs.
+// Output rows per work item (a multiple of kMaxRows, so the tiles are the same however the rows are split).
+constexpr int64_t kChunkRows = 16 * kMaxRows;
+
+// out (B, T, N) of a checked geometry (B, T, N, S, I >= 1), its work items (example block, channel tile, run of
+// kChunkRows rows) split into at most `threads` contiguous runs, each with its own scratch.
 std::string ComputeCorrelation(const float* src, const float* weights, float* out, const Geometry& g,
                                int64_t threads, const ParallelRunner& parallel) {
-  const ScratchShape shape = ScratchFor(g);
   const int64_t channel_tiles = (g.N + kMaxChannels - 1) / kMaxChannels;
   const int64_t channels = (g.N + channel_tiles - 1) / channel_tiles;  // per tile; the last may have fewer
+  const int64_t row_chunks = (g.T + kChunkRows - 1) / kChunkRows;
   const int64_t blocks = (g.B + kLanes - 1) / kLanes;
-  const int64_t items = blocks * channel_tiles;
+  const int64_t items = blocks * channel_tiles * row_chunks;
   const int64_t count = std::clamp<int64_t>(threads, 1, items);
-  const size_t scratch_bytes = static_cast<size_t>(shape.rows * g.I * kLanes) * sizeof(float);
+  const size_t scratch_bytes = static_cast<size_t>((g.S + 2 * kTop) * g.I * kLanes) * sizeof(float);
   auto run = [&](int64_t chunk) {
     std::unique_ptr<float, AlignedFree> scratch(static_cast<float*>(std::aligned_alloc(64, scratch_bytes)));
     if (!scratch) throw std::bad_alloc();
     std::memset(scratch.get(), 0, scratch_bytes);
     int64_t copied = -1;
     for (int64_t item = chunk * items / count; item < (chunk + 1) * items / count; ++item) {
-      const int64_t block = item / channel_tiles, b0 = block * kLanes;
+      const int64_t block = item / (channel_tiles * row_chunks), b0 = block * kLanes;
       if (block != copied) {
-        Interleave(src, scratch.get(), g, shape, b0);
+        Interleave(src, scratch.get(), g, b0);
         copied = block;
       }
       const uint32_t lanes = ExampleLanes(g, b0);
-      const int64_t n0 = (item % channel_tiles) * channels, width = std::min(channels, g.N - n0);
-      for (int64_t t0 = 0; t0 < g.T; t0 += kMaxRows) {
-        const int64_t rows = std::min<int64_t>(kMaxRows, g.T - t0);
-        // Taps that some row of the tile reads inside [0, S): src row first + k * dilation for the first row.
+      const int64_t n0 = (item / row_chunks % channel_tiles) * channels, width = std::min(channels, g.N - n0);
+      const int64_t t_begin = item % row_chunks * kChunkRows, t_end = std::min(g.T, t_begin + kChunkRows);
+      for (int64_t t0 = t_begin; t0 < t_end; t0 += kMaxRows) {
+        const int64_t rows = std::min<int64_t>(kMaxRows, t_end - t0);
+        // The taps k for which some row of the tile reads a src row: first + k * dilation <= S - 1 and
+        // last + k * dilation >= 0 (first, last: the src rows of tap 0 for the tile's first and last rows).
         const int64_t first = t0 - g.lead, last = first + rows - 1;
         const int64_t k_lo = last >= 0 ? 0 : (-last + g.dilation - 1) / g.dilation;
         const int64_t k_hi = g.S - 1 - first < 0 ? 0 : std::min(g.K, (g.S - 1 - first) / g.dilation + 1);
-        kTiles[rows - 1][width - 1](scratch.get(), weights, out, g, first + shape.top, k_lo, std::max(k_lo, k_hi),
-                                    b0, t0, n0, lanes);
+        if (k_hi <= k_lo) {  // every row reads only padding
+          kTiles[rows - 1][width - 1](scratch.get(), weights, out, g, 0, 0, 0, b0, t0, n0, lanes);
+        } else {
+          kTiles[rows - 1][width - 1](scratch.get(), weights, out, g, first + kTop, k_lo, k_hi, b0, t0, n0, lanes);
+        }
       }
     }
   };
@@ -202,8 +205,12 @@ ffi::Error CorrelateDirect(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> src, ffi:
     return ffi::Error::InvalidArgument(
         "conv1dx direct correlation: src (B, S, I), weights (K, I, N) and out (B, T, N) expected");
   }
-  if (dilation < 1 || wd[0] < 1) {
-    return ffi::Error::InvalidArgument("conv1dx direct correlation: dilation and K must be >= 1");
+  // (Bounds far beyond any sequence, so that no index arithmetic below can overflow.)
+  constexpr int64_t kLimit = int64_t{1} << 40;
+  if (dilation < 1 || wd[0] < 1 || dilation > kLimit / wd[0] || lead < -kLimit || lead > kLimit ||
+      sd[1] > kLimit || od[1] > kLimit) {
+    return ffi::Error::InvalidArgument("conv1dx direct correlation: dilation and K must be >= 1, and dilation * K, "
+                                       "|lead| and the lengths at most 2^40");
   }
   const Geometry g{sd[0], sd[1], sd[2], wd[0], wd[2], od[1], lead, dilation};
   float* result = out->typed_data();

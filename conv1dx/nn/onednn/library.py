@@ -25,8 +25,10 @@ import jaxlib
 
 from conv1dx.nn.user_cache import user_cache_path
 
-# oneDNN's convolution passes, the embedding convolution's gathers and scatters, and their thread helper
-SOURCES = tuple(Path(__file__).with_name(name) for name in ("conv1d.cc", "correlate.cc", "embedding_taps.cc", "kernel_gradient.cc"))
+# oneDNN's convolution passes, conv1dx's direct loops, the embedding convolution's gathers and scatters, and
+# their thread helper
+SOURCES = tuple(Path(__file__).with_name(name)
+                for name in ("conv1d.cc", "correlate.cc", "embedding_taps.cc", "kernel_gradient.cc"))
 HEADERS = (Path(__file__).with_name("parallel_for.h"),)
 _HEADER = Path("include", "oneapi", "dnnl", "dnnl.hpp")
 # -fopenmp: the handlers set GNU OpenMP's per-thread limit (oneDNN runs single-threaded on XLA's threads).
