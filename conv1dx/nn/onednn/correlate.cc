@@ -57,6 +57,28 @@ struct Geometry {
 // its other rows read at most kMaxRows - 1 rows beyond either end of src: zero rows.
 constexpr int64_t kTop = kMaxRows - 1;
 
+// Transposes the 16 x 16 matrix whose rows are m[0..15]: at each level s = 8, 4, 2, 1 every pair of rows
+// (i, i + s) with bit s of i clear swaps its off-diagonal s x s blocks (row i's columns with bit s set with row
+// i + s's columns with bit s clear), the recursive block transpose.
+__attribute__((target("avx512f"))) inline void Transpose16(__m512 m[kLanes]) {
+#pragma GCC unroll 4
+  for (int s = 8; s >= 1; s /= 2) {
+    alignas(64) int32_t low[kLanes], high[kLanes];
+    for (int j = 0; j < kLanes; ++j) {
+      low[j] = (j & s) ? kLanes + j - s : j;   // row i keeps its left columns, takes row i + s's left ones
+      high[j] = (j & s) ? kLanes + j : j + s;  // row i + s takes row i's right columns, keeps its right ones
+    }
+    const __m512i take_low = _mm512_load_si512(low), take_high = _mm512_load_si512(high);
+#pragma GCC unroll 16
+    for (int i = 0; i < kLanes; ++i) {
+      if (i & s) continue;
+      const __m512 a = m[i], b = m[i + s];
+      m[i] = _mm512_permutex2var_ps(a, take_low, b);
+      m[i + s] = _mm512_permutex2var_ps(a, take_high, b);
+    }
+  }
+}
+
 // out[b0 + lane, t0 + r, n0 + j] for r < ROWS, j < CHANNELS from taps [k_lo, k_hi); `lanes` masks the
 // examples that exist. `window` is the scratch row of tap 0 for row t0.
 template <int ROWS, int CHANNELS>
@@ -85,15 +107,17 @@ __attribute__((target("avx512f"))) void Tile(const float* scratch, const float* 
       }
     }
   }
-  alignas(64) float lane_values[kLanes];
+  // Channels x lanes -> lanes x channels in registers, then one masked store of CHANNELS values per example.
   const int64_t example_stride = g.T * g.N;
+  const __mmask16 channel_mask = static_cast<__mmask16>((1u << CHANNELS) - 1);
   for (int r = 0; r < ROWS; ++r) {
+    __m512 rows[kLanes];
+#pragma GCC unroll 16
+    for (int j = 0; j < kLanes; ++j) rows[j] = j < CHANNELS ? acc[r][j] : _mm512_setzero_ps();
+    Transpose16(rows);
     float* target = out + (b0 * g.T + t0 + r) * g.N + n0;
-    for (int j = 0; j < CHANNELS; ++j) {
-      _mm512_store_ps(lane_values, acc[r][j]);
-      for (int64_t lane = 0; lane < kLanes; ++lane) {
-        if (lanes >> lane & 1) target[lane * example_stride + j] = lane_values[lane];
-      }
+    for (int64_t lane = 0; lane < kLanes; ++lane) {
+      if (lanes >> lane & 1) _mm512_mask_storeu_ps(target + lane * example_stride, channel_mask, rows[lane]);
     }
   }
 }
@@ -146,6 +170,20 @@ struct AlignedFree {
   void operator()(float* p) const { std::free(p); }
 };
 
+// At least `floats` floats, 64-byte aligned, kept by the calling thread for its later calls (XLA's pool threads
+// live as long as the process), so a call neither maps nor faults in fresh pages; grown when too small.
+float* ThreadScratch(int64_t floats) {
+  thread_local std::unique_ptr<float, AlignedFree> scratch;
+  thread_local int64_t capacity = 0;
+  if (floats > capacity) {
+    const int64_t rounded = (floats + 15) / 16 * 16;  // a multiple of 64 bytes, as aligned_alloc requires
+    scratch.reset(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(rounded) * sizeof(float))));
+    capacity = scratch ? rounded : 0;
+    if (!scratch) throw std::bad_alloc();
+  }
+  return scratch.get();
+}
+
 // Runs run(0) ... run(count - 1), each once (on any threads); returns the first error, "" if none.
 using ParallelRunner = std::function<std::string(int64_t count, std::function<void(int64_t)> run)>;
 
@@ -162,16 +200,16 @@ std::string ComputeCorrelation(const float* src, const float* weights, float* ou
   const int64_t blocks = (g.B + kLanes - 1) / kLanes;
   const int64_t items = blocks * channel_tiles * row_chunks;
   const int64_t count = std::clamp<int64_t>(threads, 1, items);
-  const size_t scratch_bytes = static_cast<size_t>((g.S + 2 * kTop) * g.I * kLanes) * sizeof(float);
+  const int64_t row_floats = g.I * kLanes;
   auto run = [&](int64_t chunk) {
-    std::unique_ptr<float, AlignedFree> scratch(static_cast<float*>(std::aligned_alloc(64, scratch_bytes)));
-    if (!scratch) throw std::bad_alloc();
-    std::memset(scratch.get(), 0, scratch_bytes);
+    float* scratch = ThreadScratch((g.S + 2 * kTop) * row_floats);
+    std::memset(scratch, 0, kTop * row_floats * sizeof(float));  // the zero rows; Interleave writes the others
+    std::memset(scratch + (kTop + g.S) * row_floats, 0, kTop * row_floats * sizeof(float));
     int64_t copied = -1;
     for (int64_t item = chunk * items / count; item < (chunk + 1) * items / count; ++item) {
       const int64_t block = item / (channel_tiles * row_chunks), b0 = block * kLanes;
       if (block != copied) {
-        Interleave(src, scratch.get(), g, b0);
+        Interleave(src, scratch, g, b0);
         copied = block;
       }
       const uint32_t lanes = ExampleLanes(g, b0);
@@ -185,9 +223,9 @@ std::string ComputeCorrelation(const float* src, const float* weights, float* ou
         const int64_t k_lo = last >= 0 ? 0 : (-last + g.dilation - 1) / g.dilation;
         const int64_t k_hi = g.S - 1 - first < 0 ? 0 : std::min(g.K, (g.S - 1 - first) / g.dilation + 1);
         if (k_hi <= k_lo) {  // every row reads only padding
-          kTiles[rows - 1][width - 1](scratch.get(), weights, out, g, 0, 0, 0, b0, t0, n0, lanes);
+          kTiles[rows - 1][width - 1](scratch, weights, out, g, 0, 0, 0, b0, t0, n0, lanes);
         } else {
-          kTiles[rows - 1][width - 1](scratch.get(), weights, out, g, first + kTop, k_lo, k_hi, b0, t0, n0, lanes);
+          kTiles[rows - 1][width - 1](scratch, weights, out, g, first + kTop, k_lo, k_hi, b0, t0, n0, lanes);
         }
       }
     }
