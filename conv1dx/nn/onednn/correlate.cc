@@ -15,14 +15,16 @@
 // (row, i, lane) with zero rows above and below, so the padding needs no masks. A tile is R <= 2 output rows
 // t by up to 14 output channels n, R x 14 accumulators in registers while the loop runs over the taps k and
 // the input channels i: R vector loads of src and one broadcast of weights per n, R fused multiply-adds per
-// broadcast. Taps that read only padding for every row of a tile are skipped. The results are scattered back
-// lane by lane to out[b0 + lane, t, n].
+// broadcast. Taps that read only padding for every row of a tile are skipped. The accumulators are transposed in
+// registers (16 x 16) and written back with one masked store per example and row: out[b0 + lane, t, n0 ...].
 //
 // Threads (the calling thread and XLA's intra-op pool) take contiguous runs of (example block, channel tile,
 // 32 output rows) work items; each output element is summed by one tile in a fixed order (k, then i), the tiles
-// not depending on the split: the same bits on every call, whatever the pool size. On WISDM's second convolution (B 400, T 71, C 100, F 100, K 10) the input
-// gradient ran in 0.85 of oneDNN's time (experiments/conv_lowering/README.md, "The direct forward and input
-// gradient"). Needs AVX-512F (`conv1dx_kernel_gradient_direct_supported()`, shared with kernel_gradient.cc).
+// not depending on the split: the same bits on every call, whatever the pool size. On WISDM's second
+// convolution (B 400, T 71, C 100, F 100, K 10) the input gradient took 0.84 of the time of the best of XLA
+// and oneDNN in two runs, about 186 GFLOP/s (experiments/conv_lowering/README.md, "The direct forward and
+// input gradient"). Needs AVX-512F (`conv1dx_kernel_gradient_direct_supported()`, shared with
+// kernel_gradient.cc).
 #include <immintrin.h>
 
 #include <algorithm>
