@@ -34,32 +34,15 @@
 #include <vector>
 
 #include "../conv1dx/nn/onednn/parallel_for.h"
+#include "guarded_harness.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace {
 
-// A mapping of n bytes placed against a PROT_NONE page: ending right before one (`at_end`), else starting
-// right after one.
-struct Mapping {
-  char* base;
-  size_t length;
-};
-
-char* MapGuarded(size_t bytes, bool at_end, Mapping* mapping) {
-  const size_t page = sysconf(_SC_PAGESIZE), span = (std::max<size_t>(bytes, 1) + page - 1) / page * page;
-  char* base = static_cast<char*>(
-      mmap(nullptr, span + 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  if (base == MAP_FAILED) std::abort();
-  mprotect(base, page, PROT_NONE);
-  mprotect(base + page + span, page, PROT_NONE);
-  *mapping = {base, span + 2 * page};
-  return at_end ? base + page + span - bytes : base + page;
-}
-
 // The scratch of correlate.cc's work chunks, guarded like the operands (placement chosen per geometry).
 std::atomic<bool> scratch_at_end{false};
 std::mutex scratch_mutex;
-std::map<void*, Mapping> scratch_mappings;
+std::map<void*, guarded::Mapping> scratch_mappings;
 
 void* GuardedAlignedAlloc(size_t alignment, size_t bytes) {
   if (bytes % alignment != 0) {
@@ -68,8 +51,8 @@ void* GuardedAlignedAlloc(size_t alignment, size_t bytes) {
     std::fflush(stdout);
     std::abort();
   }
-  Mapping mapping;
-  char* p = MapGuarded(bytes, scratch_at_end.load(), &mapping);
+  guarded::Mapping mapping;
+  char* p = guarded::Map(bytes, scratch_at_end.load(), &mapping);
   std::lock_guard<std::mutex> lock(scratch_mutex);
   scratch_mappings[p] = mapping;
   return p;
@@ -77,7 +60,7 @@ void* GuardedAlignedAlloc(size_t alignment, size_t bytes) {
 
 void GuardedFree(void* p) {
   if (p == nullptr) return;
-  Mapping mapping;
+  guarded::Mapping mapping;
   {
     std::lock_guard<std::mutex> lock(scratch_mutex);
     auto found = scratch_mappings.find(p);
@@ -106,24 +89,16 @@ namespace {
 // n floats placed against a PROT_NONE page, unmapped when this goes out of scope.
 class Guarded {
  public:
-  Guarded(int64_t n, bool at_end) : data_(reinterpret_cast<float*>(MapGuarded(n * sizeof(float), at_end, &mapping_))) {}
+  Guarded(int64_t n, bool at_end) : data_(reinterpret_cast<float*>(guarded::Map(n * sizeof(float), at_end, &mapping_))) {}
   ~Guarded() { munmap(mapping_.base, mapping_.length); }
   Guarded(const Guarded&) = delete;
   Guarded& operator=(const Guarded&) = delete;
   float* get() const { return data_; }
 
  private:
-  Mapping mapping_;
+  guarded::Mapping mapping_;
   float* data_;
 };
-
-std::string Threads(int64_t count, std::function<void(int64_t)> run) {
-  std::vector<std::thread> others;
-  for (int64_t i = 1; i < count; ++i) others.emplace_back(run, i);
-  run(0);
-  for (auto& thread : others) thread.join();
-  return "";
-}
 
 }  // namespace
 
@@ -154,7 +129,7 @@ int main(int argc, char** argv) {
     for (int64_t i = 0; i < g.B * g.S * g.I; ++i) src.get()[i] = normal(rng);
     for (int64_t i = 0; i < g.K * g.I * g.N; ++i) weights.get()[i] = normal(rng);
     std::fill(out.get(), out.get() + g.B * g.T * g.N, std::numeric_limits<float>::quiet_NaN());
-    const std::string error = ComputeCorrelation(src.get(), weights.get(), out.get(), g, 1 + rng() % 4, Threads);
+    const std::string error = ComputeCorrelation(src.get(), weights.get(), out.get(), g, 1 + rng() % 4, guarded::Threads);
     if (!error.empty()) {
       std::printf("ERROR %s\n", error.c_str());
       return 1;

@@ -6,36 +6,20 @@
 //   kernel_gradient_guarded SEED COUNT   -> prints "checked <geometries>"
 #include "../conv1dx/nn/onednn/kernel_gradient.cc"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
-#include <thread>
+
+#include "guarded_harness.h"
 
 namespace {
 
 // n floats placed against a PROT_NONE page: ending right before one (`at_end`), else starting right
 // after one. The pages are never unmapped (the process is short-lived).
 float* Guarded(int64_t n, bool at_end) {
-  const int64_t page = sysconf(_SC_PAGESIZE), bytes = std::max<int64_t>(n, 1) * 4;
-  const int64_t span = (bytes + page - 1) / page * page;
-  char* base = static_cast<char*>(
-      mmap(nullptr, span + 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  if (base == MAP_FAILED) std::abort();
-  mprotect(base, page, PROT_NONE);
-  mprotect(base + page + span, page, PROT_NONE);
-  return reinterpret_cast<float*>(at_end ? base + page + span - bytes : base + page);
-}
-
-std::string Threads(int64_t count, std::function<void(int64_t)> run) {
-  std::vector<std::thread> others;
-  for (int64_t i = 1; i < count; ++i) others.emplace_back(run, i);
-  run(0);
-  for (auto& thread : others) thread.join();
-  return "";
+  guarded::Mapping mapping;
+  return reinterpret_cast<float*>(guarded::Map(n * sizeof(float), at_end, &mapping));
 }
 
 }  // namespace
@@ -65,7 +49,7 @@ int main(int argc, char** argv) {
     for (int64_t i = 0; i < g.B * g.T * g.C; ++i) x[i] = normal(rng);
     for (int64_t i = 0; i < g.B * g.O * g.F; ++i) dy[i] = normal(rng);
     std::vector<float> out(g.K * g.C * g.F);
-    const std::string error = ComputeKernelGradient(x, dy, out.data(), g, 1 + rng() % 4, Threads);
+    const std::string error = ComputeKernelGradient(x, dy, out.data(), g, 1 + rng() % 4, guarded::Threads);
     if (!error.empty()) {
       std::printf("ERROR %s\n", error.c_str());
       return 1;

@@ -2,14 +2,10 @@
 `onednn.input_gradient_direct`) on operands placed against unreadable pages: tests/correlate_guarded.cc.
 They need AVX-512F; the NumPy references and the handler around the loops: tests/test_nn_correlate_direct.py."""
 
-import subprocess
-from pathlib import Path
-
-import jax
 import pytest
 
 from conv1dx.nn import onednn
-from conv1dx.nn.onednn import library
+from tests.guarded_harness import run_guarded_harness
 
 needs_direct = pytest.mark.skipif(not onednn.direct_available(),
                                   reason="the direct loops need the C++ handlers and AVX-512F")
@@ -23,11 +19,4 @@ def test_no_access_outside_src_weights_out_or_the_scratch(tmp_path):
     and past src, 1-4 threads): a gather lane or a scattered lane that should have been masked, a tap outside
     the kernel or a row outside the scratch kills the harness with SIGSEGV, and every element (out starts as
     NaN) is checked against a float64 reference."""
-    harness = Path(__file__).with_name("correlate_guarded.cc")
-    binary = tmp_path / "correlate_guarded"
-    build = subprocess.run([library.compiler(), "-O2", "-std=c++17", "-pthread", "-isystem", jax.ffi.include_dir(),
-                            str(harness), "-o", str(binary)], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[-3000:]
-    result = subprocess.run([str(binary), "7", "6000"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"exit {result.returncode}: {result.stdout[-2000:]}"
-    assert result.stdout.strip() == "checked 6000"
+    run_guarded_harness(tmp_path, "correlate_guarded.cc", seed=7, count=6000)

@@ -4,9 +4,7 @@ need AVX-512F; elsewhere the candidate is not offered (tests/test_nn_correlate_d
 `conv_lowering` offers each of conv1dx's direct loops)."""
 
 import itertools
-import subprocess
 import textwrap
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,8 +12,8 @@ import numpy as np
 import pytest
 
 from conv1dx.nn import conv_lowering, conv_ops, onednn
-from conv1dx.nn.onednn import library
 from tests import reference
+from tests.guarded_harness import run_guarded_harness
 from tests.thread_pool_checks import run_with_threads
 
 needs_direct = pytest.mark.skipif(not onednn.direct_available(),
@@ -159,11 +157,4 @@ def test_no_read_outside_x_or_dy(tmp_path):
     random geometries (strides to 7, dilations to 3, padding to 40, K C to 330, batches of several cache
     blocks, 1-4 threads): a load that should have been masked kills the harness with SIGSEGV (an unmasked
     load of a partial tile does), and every sum is checked against a float64 reference."""
-    harness = Path(__file__).with_name("kernel_gradient_guarded.cc")
-    binary = tmp_path / "kernel_gradient_guarded"
-    build = subprocess.run([library.compiler(), "-O2", "-std=c++17", "-pthread", "-isystem", jax.ffi.include_dir(),
-                            str(harness), "-o", str(binary)], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[-3000:]
-    result = subprocess.run([str(binary), "7", "2000"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"exit {result.returncode}: {result.stdout[-2000:]}"
-    assert result.stdout.strip() == "checked 2000"
+    run_guarded_harness(tmp_path, "kernel_gradient_guarded.cc", seed=7, count=2000)
