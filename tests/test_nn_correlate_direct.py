@@ -13,7 +13,7 @@ import pytest
 
 from conv1dx.nn import conv_lowering, conv_ops, onednn
 from tests import reference
-from tests.thread_pool_checks import run_with_threads
+from tests.thread_pool_checks import assert_same_bits_with_threads
 
 needs_direct = pytest.mark.skipif(not onednn.direct_available(),
                                   reason="the direct loops need the C++ handlers and AVX-512F")
@@ -99,16 +99,15 @@ def test_lengths_that_do_not_fit_and_leads_beyond_any_sequence_are_errors():
         jax.block_until_ready(onednn.correlate_direct(x, kernel, 1, -(2 ** 60), 1))
 
 
-_BITS_SCRIPT = textwrap.dedent("""
+_BITS_SOURCE = textwrap.dedent("""
     import numpy as np
     from conv1dx.nn import onednn
-    want = np.load({path!r})
-    rng = np.random.default_rng(5)
-    dy = rng.normal(size=(40, 100, 30)).astype(np.float32)
-    kernel = rng.normal(size=(3, 20, 30)).astype(np.float32)
-    got = np.asarray(onednn.input_gradient_direct(dy, kernel, 102, (0, 0), 1))
-    np.testing.assert_array_equal(got, want)
-    print("checked")
+
+    def result():
+        rng = np.random.default_rng(5)
+        dy = rng.normal(size=(40, 100, 30)).astype(np.float32)
+        kernel = rng.normal(size=(3, 20, 30)).astype(np.float32)
+        return onednn.input_gradient_direct(dy, kernel, 102, (0, 0), 1)
 """)
 
 
@@ -117,13 +116,7 @@ _BITS_SCRIPT = textwrap.dedent("""
 def test_the_same_bits_whatever_the_pool_size(tmp_path, threads):
     """Each element is summed by one tile in a fixed order, so pools of 1, 3 and 8 threads give the bits
     this process's pool gives (and a second call here the same again)."""
-    rng = np.random.default_rng(5)
-    dy = rng.normal(size=(40, 100, 30)).astype(np.float32)
-    kernel = rng.normal(size=(3, 20, 30)).astype(np.float32)
-    first = np.asarray(onednn.input_gradient_direct(dy, kernel, 102, (0, 0), 1))
-    np.testing.assert_array_equal(first, onednn.input_gradient_direct(dy, kernel, 102, (0, 0), 1))
-    np.save(tmp_path / "want.npy", first)
-    run_with_threads(_BITS_SCRIPT.format(path=str(tmp_path / "want.npy")), threads)
+    assert_same_bits_with_threads(_BITS_SOURCE, threads, tmp_path)
 
 
 def _choose_direct(key, fingerprint, candidates, operands):

@@ -14,7 +14,7 @@ import pytest
 from conv1dx.nn import conv_lowering, conv_ops, onednn
 from tests import reference
 from tests.guarded_harness import run_guarded_harness
-from tests.thread_pool_checks import run_with_threads
+from tests.thread_pool_checks import assert_same_bits_with_threads
 
 needs_direct = pytest.mark.skipif(not onednn.direct_available(),
                                   reason="the direct kernel gradient needs the C++ handlers and AVX-512F")
@@ -88,16 +88,15 @@ def test_an_output_length_that_does_not_fit_the_geometry_is_an_error():
                                   np.zeros((5, 3, 5)))
 
 
-_BITS_SCRIPT = textwrap.dedent("""
+_BITS_SOURCE = textwrap.dedent("""
     import numpy as np
     from conv1dx.nn import onednn
-    want = np.load({path!r})
-    rng = np.random.default_rng(5)
-    x = rng.normal(size=(9, 200, 40)).astype(np.float32)
-    dy = rng.normal(size=(9, 100, 30)).astype(np.float32)
-    got = np.asarray(onednn.kernel_gradient_direct(x, dy, 3, 2, (1, 1), 1))
-    np.testing.assert_array_equal(got, want)
-    print("checked")
+
+    def result():
+        rng = np.random.default_rng(5)
+        x = rng.normal(size=(9, 200, 40)).astype(np.float32)
+        dy = rng.normal(size=(9, 100, 30)).astype(np.float32)
+        return onednn.kernel_gradient_direct(x, dy, 3, 2, (1, 1), 1)
 """)
 
 
@@ -106,13 +105,7 @@ _BITS_SCRIPT = textwrap.dedent("""
 def test_the_same_bits_whatever_the_pool_size(tmp_path, threads):
     """Each element is summed by one thread in a fixed order, so pools of 1, 3 and 8 threads give the bits
     this process's pool gives (and a second call here the same again)."""
-    rng = np.random.default_rng(5)
-    x = rng.normal(size=(9, 200, 40)).astype(np.float32)
-    dy = rng.normal(size=(9, 100, 30)).astype(np.float32)
-    first = np.asarray(onednn.kernel_gradient_direct(x, dy, 3, 2, (1, 1), 1))
-    np.testing.assert_array_equal(first, onednn.kernel_gradient_direct(x, dy, 3, 2, (1, 1), 1))
-    np.save(tmp_path / "want.npy", first)
-    run_with_threads(_BITS_SCRIPT.format(path=str(tmp_path / "want.npy")), threads)
+    assert_same_bits_with_threads(_BITS_SOURCE, threads, tmp_path)
 
 
 def _choose_direct(key, fingerprint, candidates, operands):

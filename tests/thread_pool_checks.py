@@ -14,3 +14,18 @@ def run_with_threads(script: str, threads: int | None) -> None:
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "checked" in result.stdout
+
+
+def assert_same_bits_with_threads(source: str, threads: int, folder: Path) -> None:
+    """`source` (Python that defines `result()`, returning an array) gives the same bits on two calls here and
+    in a fresh process whose pool has `threads` threads (`run_with_threads`); `folder` holds the bits between."""
+    import numpy as np
+
+    namespace = {}
+    exec(source, namespace)
+    first = np.asarray(namespace["result"]())
+    np.testing.assert_array_equal(first, namespace["result"]())
+    want = Path(folder) / "want.npy"
+    np.save(want, first)
+    run_with_threads(source + f"\nimport numpy as np\nnp.testing.assert_array_equal(np.asarray(result()), "
+                              f"np.load({str(want)!r}))\nprint('checked')\n", threads)
