@@ -117,6 +117,31 @@ def test_auto_times_each_pass_of_a_large_enough_convolution(decisions, monkeypat
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * np.max(np.abs(b)))
 
 
+@pytest.mark.skipif(not SUPPORTED, reason="conv1dx installs oneDNN on Linux x86-64 only")
+def test_auto_times_a_pass_of_few_flops_that_moves_many_bytes(decisions, monkeypatch):
+    """One input channel over a long series: few FLOPs, a large result (memory-bound; see worth_timing)."""
+    x = jax.random.normal(jax.random.key(0), (8, 64, 1))
+    kernel = jax.random.normal(jax.random.key(1), (5, 1, 24))
+    flops = 2 * 8 * 64 * 1 * 24 * 5
+    nbytes = 4 * (8 * 64 * 1 + 8 * 64 * 24 + 5 * 1 * 24)
+    assert flops < conv_lowering.MIN_TUNED_FLOPS
+    timed = []
+    monkeypatch.setattr(conv_lowering, "time_candidates",
+                        lambda candidates, operands: timed.append(1) or {name: 1.0 for name in candidates})
+    def trace():
+        jax.jit(lambda a, b: conv_ops.conv1d(a, b, padding="same")).lower(x, kernel)
+
+    with conv_lowering.conv_lowering("auto"):
+        monkeypatch.setattr(conv_lowering, "MIN_TUNED_BYTES", nbytes + 1)
+        trace()
+        assert not timed and not conv_lowering.worth_timing(flops, nbytes)
+        monkeypatch.setattr(conv_lowering, "MIN_TUNED_BYTES", nbytes)
+        trace()
+        assert timed == [1] and conv_lowering.worth_timing(flops, nbytes)
+    (stored,) = json.loads(decisions.read_text()).values()
+    assert list(stored) == ["forward B8 T64 C1 F24 K5 stride1 pad2,2 dilation1"]
+
+
 def test_the_trainer_sets_the_mode(tmp_path, monkeypatch):
     monkeypatch.setattr(conv_lowering.MODE, "mode", None)
     prepare(tiny_config(tmp_path, "trainer.conv_lowering=xla", "trainer.epochs=1"))

@@ -9,11 +9,12 @@ seed models oneDNN's forward takes up to 43% less time than XLA's (Jena's first 
 channels-last input gradient is 1.4x slower on IMDB's first layer (experiments/conv_lowering/README.md,
 "oneDNN in conv_ops"). So:
 
-- ``"auto"`` (the default): on CPU, a float32, single-group convolution pass of at least
-  `MIN_TUNED_FLOPS` is timed once per machine with each candidate, inside a short compiled loop, and
-  the fastest is used; another candidate must beat XLA by `MARGIN` to be chosen. Decisions are written to
-  `tuning_file()` and read back by later runs, so one machine keeps its choices and a re-run gives the
-  same numbers. Smaller passes, other dtypes, grouped convolutions and other backends use XLA.
+- ``"auto"`` (the default): on CPU, a float32, single-group convolution pass worth timing (at least
+  `MIN_TUNED_FLOPS`, or at least `MIN_TUNED_BYTES` of operands and result: `worth_timing`) is timed
+  once per machine with each candidate, inside a short compiled loop, and the fastest is used; another
+  candidate must beat XLA by `MARGIN` to be chosen. Decisions are written to `tuning_file()` and read
+  back by later runs, so one machine keeps its choices and a re-run gives the same numbers.
+  Smaller passes, other dtypes, grouped convolutions and other backends use XLA.
 - ``"xla"``: XLA's convolution for every pass.
 - ``"onednn"``: oneDNN's channels-last kernels for every pass they support (to compare or test them).
 
@@ -50,6 +51,11 @@ CANDIDATES = ("xla", "onednn", "onednn_blocked", "direct")
 # threads, which cost each call in the epoch more than in the timed loop; on XLA's pool the timed gains
 # hold in the epoch (experiments/conv_lowering/README.md, "oneDNN in conv_ops").
 MIN_TUNED_FLOPS = 5e7
+# ... unless they move at least this many bytes (operands and result; ~0.25 ms at ~16 GB/s): a layer
+# with few input channels over long series (ACSF1's first layer: 1 channel, 1,460 steps, 32 filters,
+# batch 32: 15 MFLOP, a 6 MB result) is bound by memory, and there XLA's forward took 1.87 ms against
+# oneDNN's 0.37 (experiments/small_data/README.md).
+MIN_TUNED_BYTES = 4 * 2**20
 MARGIN = 0.05
 _SCAN_LENGTH = 4  # calls per timed loop: how a training epoch calls a pass
 _TIMED_LOOPS = 5
@@ -62,6 +68,11 @@ _decisions: dict[Path, dict[str, dict]] = {}  # per tuning file: what it held wh
 
 
 MODE = TraceSetting("conv_lowering", MODES, "CONV1DX_CONV_LOWERING", "auto", "a convolution lowering")
+
+
+def worth_timing(flops: float, nbytes: float) -> bool:
+    """Whether "auto" times a pass of `flops` FLOPs that reads and writes `nbytes` bytes."""
+    return flops >= MIN_TUNED_FLOPS or nbytes >= MIN_TUNED_BYTES
 
 
 def get_conv_lowering() -> str:

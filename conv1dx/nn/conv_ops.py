@@ -226,7 +226,8 @@ def _lowering_choice(pass_name, operands, x_BxTxC, kernel_KxCgxF, y_BxOxF, geome
                  and min(batch, length, channels, filters, kernel_size, out_len) > 0
                  and jax.default_backend() == "cpu")
     flops = 2 * batch * out_len * channels * filters * kernel_size
-    if mode == "xla" or not supported or (mode == "auto" and flops < conv_lowering.MIN_TUNED_FLOPS):
+    nbytes = 4 * (batch * length * channels + batch * out_len * filters + kernel_size * channels * filters)
+    if mode == "xla" or not supported or (mode == "auto" and not conv_lowering.worth_timing(flops, nbytes)):
         return "xla"
     if not onednn.available():
         return "xla"

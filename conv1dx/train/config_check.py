@@ -13,11 +13,12 @@ from omegaconf import DictConfig, OmegaConf
 from conv1dx.nn.conv_lowering import MODES as CONV_LOWERINGS
 from conv1dx.nn.embedding_conv import MODES as EMBEDDING_CONV_FUSIONS
 from conv1dx.train.precision import COMPUTE_DTYPES
+from conv1dx.train.steps import LAST_BATCH
 
 TRAINER_KEYS = {
     "epochs", "batch_size", "eval_batch_size", "seeds", "validation_split", "steps_per_epoch",
     "early_stopping", "reduce_lr_on_plateau", "class_weight", "resume", "checkpoint", "data_parallel",
-    "replica_strategy", "compute_dtype", "conv_lowering", "embedding_conv_fusion",
+    "replica_strategy", "compute_dtype", "conv_lowering", "embedding_conv_fusion", "last_batch",
 }
 REQUIRED = ("seed", "dataset", "model", "optimizer", "trainer", "logger", "paths")
 
@@ -67,6 +68,10 @@ def check_config(cfg: DictConfig) -> None:
     if fusion not in EMBEDDING_CONV_FUSIONS:
         raise ConfigError(f"trainer.embedding_conv_fusion must be {', '.join(EMBEDDING_CONV_FUSIONS)}, got "
                           f"{fusion!r}; e.g. trainer.embedding_conv_fusion=off.")
+    last_batch = trainer.get("last_batch", "auto")
+    if last_batch not in LAST_BATCH:
+        raise ConfigError(f"trainer.last_batch must be {', '.join(LAST_BATCH)}, got {last_batch!r}; e.g. "
+                          "trainer.last_batch=exact.")
     checkpoint = trainer.checkpoint
     _unknown("trainer.checkpoint", checkpoint.keys(), {"every", "every_seconds", "max_to_keep"})
     _positive_int("trainer.checkpoint.every", checkpoint.every, allow_none=True)

@@ -75,13 +75,13 @@ def _over_replicas(fn, replicas: int, in_axes, name: str, strategy: str = "auto"
 
 
 def compile_epoch(config: steps.StepConfig, replicas: int, *, num_examples: int, batch_size: int,
-                  steps_per_epoch: int | None = None, strategy: str = "auto"):
+                  steps_per_epoch: int | None = None, strategy: str = "auto", last_batch: str = "auto"):
     """jit((states, data, keys_R, active_R) -> (states, sums)) over all replicas; states are donated.
 
     A replica whose `active` flag is False (stopped early) keeps its state unchanged.
     """
     epoch = functools.partial(steps.train_epoch, config, num_examples=num_examples,
-                              batch_size=batch_size, steps_per_epoch=steps_per_epoch)
+                              batch_size=batch_size, steps_per_epoch=steps_per_epoch, last_batch=last_batch)
 
     def epoch_if_active(state, data, key, active):
         new_state, sums = epoch(state, data, key)

@@ -138,7 +138,8 @@ def prepare(cfg: DictConfig) -> Session:
     train_split = data.splits["train"]
     epoch_fn = rep.compile_epoch(step_config, len(seeds), num_examples=train_split.num_examples,
                                  batch_size=trainer.batch_size, steps_per_epoch=trainer.steps_per_epoch,
-                                 strategy=trainer.replica_strategy)
+                                 strategy=trainer.replica_strategy,
+                                 last_batch=trainer.get("last_batch", "auto"))
     evaluators = {name: rep.compile_evaluate(step_config, len(seeds), num_examples=split.num_examples,
                                              batch_size=min(trainer.eval_batch_size, split.num_examples),
                                              strategy=trainer.replica_strategy)

@@ -1,11 +1,15 @@
 """The compiled core: a pure train step, a whole epoch as one `lax.scan`, and evaluation.
 
-Data stays on the device. An epoch draws a permutation, pads it to whole batches (padded slots get weight
-0, so every example counts once and the last partial batch behaves like Keras'), and scans the train step
-over the batches. Metrics are sums carried through the scan and returned once per epoch.
+Data stays on the device. A training epoch draws a permutation and scans the train step over its
+batches. The last partial batch is either filled up with repeated examples of weight 0 (one step shape,
+one compilation; every example still counts once in the loss and metrics) or taken as one more step at
+its own size, as Keras does (BatchNormalization then sees the real examples only, and no work is spent
+on filler; the step is compiled twice): `LAST_BATCH`, `own_last_step`. Evaluation always fills up.
+Metrics are sums carried through the scan and returned once per epoch.
 
-Shapes: N examples, S steps per epoch, B batch size. `fetch(data, idx_B)` returns the batch dict
-{"x": ..., "y": y_B, optional "mask": mask_BxT} for example indices `idx_B`.
+Shapes: N examples, S steps per epoch, B batch size, R examples in the last partial batch.
+`fetch(data, idx_B)` returns the batch dict {"x": ..., "y": y_B, optional "mask": mask_BxT} for example
+indices `idx_B`.
 """
 
 from __future__ import annotations
@@ -53,6 +57,47 @@ def batch_plan(key: jax.Array | None, num_examples: int, batch_size: int,
     idx = order[slots % num_examples]
     valid = (slots < num_examples).astype(jnp.float32)
     return idx.reshape(steps, batch_size), valid.reshape(steps, batch_size)
+
+
+LAST_BATCH = ("auto", "exact", "pad")
+# "auto" takes the last partial batch at its own size when filling it up would add at least this share
+# to the examples an epoch computes: ACSF1's 100 examples in batches of 32 would compute 128 (+28%);
+# IMDB's 20,000 in batches of 128 compute 20,096 (+0.5%), where a second step shape would only add
+# compilation. Measured: experiments/small_data/README.md.
+MIN_FILLER_SHARE = 0.05
+
+
+def own_last_step(num_examples: int, batch_size: int, last_batch: str = "auto",
+                  steps_per_epoch: int | None = None) -> bool:
+    """Whether an epoch takes its last partial batch as a step of its own size (see `LAST_BATCH`)."""
+    if last_batch not in LAST_BATCH:
+        raise ValueError(f"last_batch must be one of {LAST_BATCH}, got {last_batch!r}.")
+    filler = -num_examples % batch_size
+    if steps_per_epoch is not None or filler == 0 or last_batch == "pad":
+        return False
+    return last_batch == "exact" or filler >= MIN_FILLER_SHARE * num_examples
+
+
+def training_batches(key: jax.Array, num_examples: int, batch_size: int, steps_per_epoch: int | None = None,
+                     granule: int = 1):
+    """One training epoch's batches: (idx_SxB, valid_SxB) whole batches, then the last partial batch
+    (idx_R, valid_R), or None when N is a multiple of B (or with `steps_per_epoch`: whole batches only).
+
+    The examples come in the order `batch_plan` draws for `key`. R = N mod B, rounded up to a multiple
+    of `granule` (the devices a batch is split over) by repeating examples with weight 0.
+    """
+    if steps_per_epoch is not None:
+        return batch_plan(key, num_examples, batch_size, steps_per_epoch), None
+    order = jax.random.permutation(key, num_examples)
+    whole, rest = divmod(num_examples, batch_size)
+    idx_SxB = order[:whole * batch_size].reshape(whole, batch_size)
+    full = (idx_SxB, jnp.ones((whole, batch_size), jnp.float32))
+    if rest == 0:
+        return full, None
+    size = -(-rest // granule) * granule
+    slots = jnp.arange(size)
+    idx_R = order[whole * batch_size + slots % rest]
+    return full, (idx_R, (slots < rest).astype(jnp.float32))
 
 
 @dataclass(frozen=True)
@@ -124,19 +169,36 @@ def train_step(config: StepConfig, state: TrainState, batch: dict, valid_B: jax.
 
 
 def train_epoch(config: StepConfig, state: TrainState, data: dict, key: jax.Array, *,
-                num_examples: int, batch_size: int,
-                steps_per_epoch: int | None = None) -> tuple[TrainState, dict]:
-    """One epoch over the training split as a single `lax.scan`; returns the state and metric sums."""
+                num_examples: int, batch_size: int, steps_per_epoch: int | None = None,
+                last_batch: str = "auto") -> tuple[TrainState, dict]:
+    """One epoch over the training split: a `lax.scan` over the batches, and the last partial batch as a
+    step of its own where `own_last_step` says so; returns the state and metric sums."""
     order_key, dropout_key = jax.random.split(key)
-    idx_SxB, valid_SxB = batch_plan(order_key, num_examples, batch_size, steps_per_epoch)
+    if own_last_step(num_examples, batch_size, last_batch, steps_per_epoch):
+        (idx_SxB, valid_SxB), tail = training_batches(order_key, num_examples, batch_size,
+                                                      granule=_devices_per_batch(config))
+    else:
+        (idx_SxB, valid_SxB), tail = batch_plan(order_key, num_examples, batch_size, steps_per_epoch), None
 
-    def body(state, inputs):
-        idx_B, valid_B, step_index = inputs
+    def step(state, idx_B, valid_B, step_index):
         batch = config.fetch(data, idx_B)
         return train_step(config, state, batch, valid_B, jax.random.fold_in(dropout_key, step_index))
 
-    state, sums_S = jax.lax.scan(body, state, (idx_SxB, valid_SxB, jnp.arange(idx_SxB.shape[0])))
-    return state, jax.tree.map(lambda s: jnp.sum(s, axis=0), sums_S)
+    whole = idx_SxB.shape[0]
+    sums = []
+    if whole:
+        state, sums_S = jax.lax.scan(lambda state, inputs: step(state, *inputs), state,
+                                     (idx_SxB, valid_SxB, jnp.arange(whole)))
+        sums.append(jax.tree.map(lambda s: jnp.sum(s, axis=0), sums_S))
+    if tail is not None:
+        state, tail_sums = step(state, *tail, whole)
+        sums.append(tail_sums)
+    return state, jax.tree.map(lambda *parts: sum(parts), *sums)
+
+
+def _devices_per_batch(config: StepConfig) -> int:
+    """How many devices a batch is split over (data parallelism), 1 without sharding."""
+    return 1 if config.batch_sharding is None else config.batch_sharding.mesh.size
 
 
 def evaluate(config: StepConfig, state: TrainState, data: dict, *, num_examples: int,
