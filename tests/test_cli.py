@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _run(args, cwd, timeout=240):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ""}
@@ -14,6 +16,7 @@ def _run(args, cwd, timeout=240):
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_default_run_from_any_directory_prints_test_accuracy(tmp_path):
     result = _run(["trainer.epochs=3", f"paths.data_dir={tmp_path / 'data'}", "logger.tensorboard=false"],
                   cwd=tmp_path)

@@ -56,6 +56,7 @@ def _overrides(name: str, tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.slow
 def test_experiment_trains_one_epoch(name, tmp_path):
     overrides = [f"+experiment={name}", "trainer.epochs=1", f"paths.output_dir={tmp_path / 'run'}",
                  f"paths.data_dir={tmp_path / 'data'}", f"paths.archives={tmp_path / 'archives'}", *FAST,
@@ -110,6 +111,7 @@ SHARED_UCR = Path(__file__).parents[2] / "shared" / "datasets" / "ucr_uea"
 
 @pytest.mark.real_data
 @pytest.mark.skipif(not SHARED_UCR.is_dir(), reason=f"{SHARED_UCR} is absent")
+@pytest.mark.slow
 def test_variable_length_ucr_set_trains_with_masks(tmp_path):
     """JapaneseVowels (12 channels, variable length): padding masks reach the masked global pooling."""
     report = train(compose_config([

@@ -141,6 +141,7 @@ def test_custom_backward_layer_is_used():
     assert layer.backward_layer is backward and backward.built and backward.zero_output_for_mask
 
 
+@pytest.mark.slow
 def test_jit_gradients_and_dropout_keys():
     x = jnp.asarray(make_x(2, seed=3))
     layer = Bidirectional(GRU(3, return_sequences=True, dropout=0.3, recurrent_dropout=0.3),

@@ -90,6 +90,7 @@ def test_time_candidates_times_each_in_a_loop():
 
 
 @pytest.mark.skipif(not SUPPORTED, reason="conv1dx installs oneDNN on Linux x86-64 only")
+@pytest.mark.slow
 def test_auto_times_each_pass_of_a_large_enough_convolution(decisions, monkeypatch):
     x = jax.random.normal(jax.random.key(0), (8, 64, 16))
     kernel = jax.random.normal(jax.random.key(1), (5, 16, 24))

@@ -12,6 +12,7 @@ needs_direct = pytest.mark.skipif(not onednn.direct_available(),
 
 
 @needs_direct
+@pytest.mark.slow
 def test_no_access_outside_src_weights_out_or_the_scratch(tmp_path):
     """The loops (not the XLA handler around them) on src, weights and out placed against unreadable pages,
     and each work chunk's scratch likewise, 6,000 random geometries (B to 40 across partial 16-lane blocks,

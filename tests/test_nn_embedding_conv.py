@@ -76,6 +76,7 @@ def test_it_agrees_with_the_unfused_layers_under_jit():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_it_vectorizes_over_replicas_like_the_unfused_layers():
     tables = np.random.default_rng(4).normal(size=(3, 20, 6)).astype(np.float32)
     kernels = np.random.default_rng(5).normal(size=(3, 3, 6, 4)).astype(np.float32)
@@ -224,6 +225,7 @@ def test_sequential_fuses_an_embedding_and_a_conv_with_the_same_results(conv_kwa
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_masks_and_activity_regularizers_survive_the_fusion():
     model = nn.Sequential([
         nn.Embedding(50, 16, mask_zero=True),
@@ -325,6 +327,7 @@ def _shapes(vocabulary, batch, length, dim=16, filters=8, kernel_size=5, dtype=j
             jax.ShapeDtypeStruct((kernel_size, dim, filters), dtype))
 
 
+@pytest.mark.slow
 def test_auto_times_the_fusion_once_and_keeps_the_decision(monkeypatch):
     monkeypatch.setattr(conv_lowering, "MIN_TUNED_FLOPS", 0)
     geometry = dict(stride=1, padding="valid", dilation=1)

@@ -145,6 +145,7 @@ def test_vmap_over_replicas():
 
 
 @needs_direct
+@pytest.mark.slow
 def test_no_read_outside_x_or_dy(tmp_path):
     """The loops (not the XLA handler around them) on x and dy placed against unreadable pages, 2,000
     random geometries (strides to 7, dilations to 3, padding to 40, K C to 330, batches of several cache

@@ -133,6 +133,7 @@ _CHUNKING_SCRIPT = textwrap.dedent("""
 
 @needs_onednn
 @pytest.mark.parametrize("threads", [3, 8])
+@pytest.mark.slow
 def test_chunking_over_other_thread_counts(threads):
     """XLA's pool has as many threads as `NPROC` says (else the cores): batches smaller than the pool,
     and uneven splits over 3 and 8 threads, still give the references' answers."""
@@ -179,6 +180,7 @@ def test_missing_or_failing_compiler_is_reported(monkeypatch, tmp_path):
 
 
 @needs_onednn
+@pytest.mark.slow
 def test_the_build_is_kept_and_keyed_by_its_inputs(monkeypatch, tmp_path):
     monkeypatch.setenv("CONV1DX_ONEDNN_BUILD_DIR", str(tmp_path))
     first = library.build()

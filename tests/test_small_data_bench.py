@@ -9,9 +9,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from experiments.seeds import runs
 
 
+@pytest.mark.slow
 def test_the_tiny_study_runs_every_variant(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(runs.REPO_ROOT)}
     done = subprocess.run([sys.executable, "-m", "experiments.small_data.bench", "--tiny", "--out", str(tmp_path)],

@@ -62,6 +62,7 @@ def _sweep_again(seed_sweep: Path, tmp: Path, *extra: str) -> str:
     return result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_seed_sweep_aggregates_into_one_row(seed_sweep, tmp):
     reports = [json.loads((seed_sweep / job / "report.json").read_text()) for job in ("0", "1")]
     assert [r["seeds"] for r in reports] == [[0], [1]]
@@ -96,12 +97,14 @@ def test_aggregate_lists_unfinished_jobs_and_picks_metrics(seed_sweep, tmp):
     assert not (sweep / "aggregate.md").exists() and (tmp / "partial_out" / "aggregate.md").exists()
 
 
+@pytest.mark.slow
 def test_rerun_skips_completed_jobs(seed_sweep, tmp):
     out = _sweep_again(seed_sweep, tmp)
     for job in ("0", "1"):
         assert f"skipping completed job {seed_sweep / job}" in out
 
 
+@pytest.mark.slow
 def test_parallel_launcher_composes_and_runs_jobs(seed_sweep, tmp):
     cfg = compose_config(["hydra/launcher=parallel"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
@@ -114,6 +117,7 @@ def test_parallel_launcher_composes_and_runs_jobs(seed_sweep, tmp):
         assert log.read_text()[len(old):].count(f"skipping completed job {seed_sweep / job}") == 1
 
 
+@pytest.mark.slow
 def test_changed_config_trains_and_resume_continues(seed_sweep, tmp):
     run_dir = tmp / "resumed"
     shutil.copytree(seed_sweep / "0", run_dir)

@@ -113,6 +113,7 @@ def test_torch_reference_has_conv1dx_parameter_counts():
     assert sum(p.numel() for p in model.parameters()) == workload["params"] == 13_697
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_runs_and_reports_positive_numbers(tmp_path):
     # PyTorch joins when installed (the [bench] extra); Keras is left to the full study (slow).
     frameworks = ["conv1dx"] + (["torch"] if importlib.util.find_spec("torch") is not None else [])

@@ -34,6 +34,7 @@ def restore_suite_cache():
     use_compilation_cache(os.environ.get("CONV1DX_COMPILATION_CACHE"))
 
 
+@pytest.mark.slow
 def test_a_rerun_loads_its_programs_from_the_cache_with_identical_results(tmp_path):
     cache = tmp_path / "cache"
     overrides = ("trainer.epochs=2", "trainer.validation_split=0.25",
@@ -56,6 +57,7 @@ def _numbers(report: dict) -> dict:
     return {key: value for key, value in report.items() if "second" not in key and key != "run_dir"}
 
 
+@pytest.mark.slow
 def test_null_hands_the_cache_back_to_jax_settings(tmp_path, monkeypatch):
     """In a process where a user set JAX's own cache folder: two folders, then null. JAX ends with
     the user's folder and JAX's own compile-time threshold."""

@@ -33,6 +33,7 @@ def test_short_run_writes_every_artifact(tmp_path):
     assert "Total params" in (run / "summary.txt").read_text()
 
 
+@pytest.mark.slow
 def test_overfit_run_halves_the_loss(tmp_path):
     cfg = tiny_config(tmp_path, "trainer.epochs=40", "model.dropout=0.0", "optimizer.learning_rate=3e-3",
                       "trainer.checkpoint.every=40")
@@ -67,6 +68,7 @@ def test_one_step_changes_every_parameter():
 
 
 @pytest.mark.parametrize("strategy", ["vmap", "map"])
+@pytest.mark.slow
 def test_seed_replicas_match_separate_runs(tmp_path, strategy):
     together = train(tiny_config(tmp_path / "together", "trainer.epochs=3", "trainer.seeds=2",
                                  "trainer.validation_split=0.25", f"trainer.replica_strategy={strategy}"))
@@ -81,6 +83,7 @@ def test_seed_replicas_match_separate_runs(tmp_path, strategy):
     assert together["test_loss_std"] == pytest.approx(np.std(losses))
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     full = train(tiny_config(tmp_path / "full", "trainer.epochs=4"))
     train(tiny_config(tmp_path / "cut", "trainer.epochs=2"))  # the run "stopped" after epoch 2
@@ -139,6 +142,7 @@ def test_unknown_trainer_key_is_named_with_a_suggestion(tmp_path):
         train(cfg)
 
 
+@pytest.mark.slow
 def test_load_model_returns_the_trained_weights(tmp_path):
     from conv1dx.data.ucr_uea import load_ucr_uea
     from conv1dx.train import load_model

@@ -76,6 +76,7 @@ def test_metric_sums_match_numpy():
     assert final["mse"] == pytest.approx((0.25 + 1.0) / 3)
 
 
+@pytest.mark.slow
 def test_class_weights_weight_each_example_by_its_class():
     """Keras' weighting: sum of class-weighted losses over the batch size (here 6 examples)."""
     import jax

@@ -132,6 +132,7 @@ def test_bad_compute_dtype_is_a_config_error(tmp_path):
 
 # -- every model config under the policy -------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.slow
 def test_model_config_trains_in_bfloat16_with_float32_state(name):
     """Forward: three passes of the same float32 weights, in float32 (y32), in bf16 (y16), and in
     float32 on weights and inputs rounded to bf16 (yq). Rounding the weights and inputs alone moves
@@ -233,6 +234,7 @@ def test_masked_global_average_counts_in_float32():
 
 
 # -- through the config and the CLI's train(cfg) -----------------------------------------------
+@pytest.mark.slow
 def test_config_reaches_the_step_and_a_bfloat16_run_trains(tmp_path):
     assert tiny_config(tmp_path).trainer.compute_dtype == "float32"  # the default
     cfg = tiny_config(tmp_path, "trainer.epochs=2", "trainer.compute_dtype=bfloat16")
