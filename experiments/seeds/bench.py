@@ -20,8 +20,6 @@ this study's README.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import shutil
 import sys
 import tempfile
@@ -150,10 +148,7 @@ def bench_workload(name: str, args, runs_dir: Path) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     began = time.perf_counter()
-    for name in args.experiment:
-        runs.workload_overrides(name, args.archives)  # every name checked before anything runs
-    given = argv if argv is not None else sys.argv[1:]
-    command = f"python -m experiments.seeds.bench {shlex.join(given)}".strip()
+    command = runs.study_command("experiments.seeds.bench", argv, args.experiment, args.archives)
     results = {"context": report.run_context(command, runs.REPO_ROOT),
                "settings": {"seeds": args.seeds, "first_seed": args.seed, "atol": args.atol,
                             "overrides": args.overrides, "warmup": not args.tiny}, "workloads": []}
@@ -163,13 +158,7 @@ def main(argv=None) -> dict:
             results["workloads"].append(bench_workload(name, args, runs_dir))
     results["load_average_end"] = report.load_average()
     results["duration_s"] = time.perf_counter() - began
-    text = table.markdown(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "results.md").write_text(text)
-    print(text)
-    if args.update_readme:
-        report.update_readme(STUDY_DIR / "README.md", text)
+    report.publish(results, table.markdown(results), args.out, STUDY_DIR / "README.md" if args.update_readme else None)
     return results
 
 

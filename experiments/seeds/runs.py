@@ -1,6 +1,7 @@
 """One `python -m conv1dx.train` run as a user starts it: command, wall time, time split, results.
 
-`workload_overrides(name, archives)` turns a workload name into Hydra overrides; `timed_run` starts
+`workload_overrides(name, archives)` turns a workload name into Hydra overrides (`study_command`
+checks a study's names before it runs anything and gives its command line); `timed_run` starts
 the CLI in a fresh process, times it and reads back what the run directory holds: `report.json`
 (per-seed final metrics), `metrics.jsonl` (per-epoch rows with each epoch's `seconds`) and the
 modification times of `run_info.json` (written once everything is loaded and built, just before the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -40,6 +42,15 @@ def workload_overrides(workload: str, archives: Path | None) -> list[str]:
         raise ValueError("empty workload: give a name such as 'default'.")
     name, *extra = workload.split()
     return [*_name_overrides(name, archives), *extra]
+
+
+def study_command(module: str, argv: list[str] | None, workloads: list[str], archives: Path | None) -> str:
+    """`python -m <module> <arguments>` as the study was started, once every workload name has been
+    checked (`workload_overrides` raises on a bad one before anything runs)."""
+    for name in workloads:
+        workload_overrides(name, archives)
+    given = argv if argv is not None else sys.argv[1:]
+    return f"python -m {module} {shlex.join(given)}".strip()
 
 
 def _name_overrides(name: str, archives: Path | None) -> list[str]:

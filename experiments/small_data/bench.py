@@ -119,10 +119,7 @@ def markdown(results: dict) -> str:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     began = time.perf_counter()
-    for name in args.experiment:
-        runs.workload_overrides(name, args.archives)  # every name checked before anything runs
-    given = argv if argv is not None else sys.argv[1:]
-    command = f"python -m experiments.small_data.bench {shlex.join(given)}".strip()
+    command = runs.study_command("experiments.small_data.bench", argv, args.experiment, args.archives)
     results = {"context": report.run_context(command, runs.REPO_ROOT), "rounds": args.rounds,
                "epochs": args.epochs, "workloads": []}
     with tempfile.TemporaryDirectory(prefix="conv1dx-small-data-") as scratch:
@@ -130,13 +127,7 @@ def main(argv=None) -> dict:
             results["workloads"].append(bench_workload(name, args, Path(scratch)))
     results["load_average_end"] = report.load_average()
     results["duration_s"] = time.perf_counter() - began
-    text = markdown(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "results.md").write_text(text)
-    print(text)
-    if args.update_readme:
-        report.update_readme(STUDY_DIR / "README.md", text)
+    report.publish(results, markdown(results), args.out, STUDY_DIR / "README.md" if args.update_readme else None)
     return results
 
 

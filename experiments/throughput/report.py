@@ -4,12 +4,13 @@
 derives medians, GFLOP/s, % of peak and conv1dx's ratio from the raw per-round numbers;
 `markdown(results)` renders the README's tables; `update_readme(path, text)` replaces the block
 between the README's `<!-- results:start -->` and `<!-- results:end -->` markers, so no number in it
-is typed by hand.
+is typed by hand; `publish` writes a study's results.json and results.md (and its README block).
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -145,3 +146,14 @@ def update_readme(path: Path, text: str) -> None:
     head, rest = readme.split(START, 1)
     _, tail = rest.split(END, 1)
     Path(path).write_text(f"{head}{START}\n{text}{END}{tail}")
+
+
+def publish(results: dict, text: str, out: Path, readme: Path | None = None) -> None:
+    """Write `results` to out/results.json and `text` to out/results.md, print `text`, and write it
+    into `readme`'s results block when one is given."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(text)
+    print(text)
+    if readme is not None:
+        update_readme(readme, text)
