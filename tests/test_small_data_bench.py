@@ -1,6 +1,7 @@
 """The small-data study (experiments/small_data): its CI smoke run. Times are not asserted (the machine
-is shared); what is checked is what each variant computed: the examples per epoch and whether the
-last partial batch got a step of its own (BasicMotions: 40 examples in batches of 32)."""
+is shared); what is checked is what each variant computed, from the batch sizes its epoch was traced
+with: the examples per epoch and whether the last partial batch got a step of its own (BasicMotions:
+40 examples in batches of 32)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ def test_the_tiny_study_runs_every_variant(tmp_path):
     (workload,) = results["workloads"]
     variants = workload["variants"]
     assert list(variants) == ["before", "memory-bound passes timed", "own last step"]
-    assert [(v["examples_computed"], v["own_last_step"]) for v in variants.values()] == [
-        (64, False), (64, False), (40, True)]
+    assert [(v["traced_batch_sizes"], v["examples_computed"], v["own_last_step"]) for v in variants.values()] == [
+        ([32], 64, False), ([32], 64, False), ([8, 32], 40, True)]
     for entry in variants.values():
         assert entry["train_examples"] == 40 and entry["batch_size"] == 32
         assert entry["epoch_ms"] > 0 and len(entry["epoch_ms_rounds"]) == 1

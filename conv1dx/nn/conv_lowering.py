@@ -53,8 +53,8 @@ CANDIDATES = ("xla", "onednn", "onednn_blocked", "direct")
 MIN_TUNED_FLOPS = 5e7
 # ... unless they move at least this many bytes (operands and result; ~0.25 ms at ~16 GB/s): a layer
 # with few input channels over long series (ACSF1's first layer: 1 channel, 1,460 steps, 32 filters,
-# batch 32: 15 MFLOP, a 6 MB result) is bound by memory, and there XLA's forward took 1.87 ms against
-# oneDNN's 0.37 (experiments/small_data/README.md).
+# batch 32: 15 MFLOP, a 6 MB result) is bound by memory, and there XLA's forward took 1.5-1.9 ms against
+# oneDNN's 0.28-0.37 in two timings on a 2-core EPYC (experiments/small_data/README.md).
 MIN_TUNED_BYTES = 4 * 2**20
 MARGIN = 0.05
 _SCAN_LENGTH = 4  # calls per timed loop: how a training epoch calls a pass

@@ -72,6 +72,9 @@ def check_config(cfg: DictConfig) -> None:
     if last_batch not in LAST_BATCH:
         raise ConfigError(f"trainer.last_batch must be {', '.join(LAST_BATCH)}, got {last_batch!r}; e.g. "
                           "trainer.last_batch=exact.")
+    if last_batch == "exact" and trainer.steps_per_epoch is not None:
+        raise ConfigError("trainer.last_batch=exact has no effect with trainer.steps_per_epoch (every epoch is "
+                          "that many whole batches drawn at random); drop one of the two.")
     checkpoint = trainer.checkpoint
     _unknown("trainer.checkpoint", checkpoint.keys(), {"every", "every_seconds", "max_to_keep"})
     _positive_int("trainer.checkpoint.every", checkpoint.every, allow_none=True)

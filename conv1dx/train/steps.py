@@ -78,26 +78,21 @@ def own_last_step(num_examples: int, batch_size: int, last_batch: str = "auto",
     return last_batch == "exact" or filler >= MIN_FILLER_SHARE * num_examples
 
 
-def training_batches(key: jax.Array, num_examples: int, batch_size: int, steps_per_epoch: int | None = None,
-                     granule: int = 1):
+def training_batches(key: jax.Array, num_examples: int, batch_size: int):
     """One training epoch's batches: (idx_SxB, valid_SxB) whole batches, then the last partial batch
-    (idx_R, valid_R), or None when N is a multiple of B (or with `steps_per_epoch`: whole batches only).
+    (idx_R, valid_R) of R = N mod B examples, or None when N is a multiple of B.
 
-    The examples come in the order `batch_plan` draws for `key`. R = N mod B, rounded up to a multiple
-    of `granule` (the devices a batch is split over) by repeating examples with weight 0.
+    The examples come in the order `batch_plan` draws for `key`; every weight is 1. Under data
+    parallelism R need not divide among the devices: XLA splits the batch unevenly, so no example is
+    repeated (BatchNormalization's statistics stay those of the real examples).
     """
-    if steps_per_epoch is not None:
-        return batch_plan(key, num_examples, batch_size, steps_per_epoch), None
     order = jax.random.permutation(key, num_examples)
     whole, rest = divmod(num_examples, batch_size)
     idx_SxB = order[:whole * batch_size].reshape(whole, batch_size)
     full = (idx_SxB, jnp.ones((whole, batch_size), jnp.float32))
     if rest == 0:
         return full, None
-    size = -(-rest // granule) * granule
-    slots = jnp.arange(size)
-    idx_R = order[whole * batch_size + slots % rest]
-    return full, (idx_R, (slots < rest).astype(jnp.float32))
+    return full, (order[whole * batch_size:], jnp.ones((rest,), jnp.float32))
 
 
 @dataclass(frozen=True)
@@ -175,8 +170,7 @@ def train_epoch(config: StepConfig, state: TrainState, data: dict, key: jax.Arra
     step of its own where `own_last_step` says so; returns the state and metric sums."""
     order_key, dropout_key = jax.random.split(key)
     if own_last_step(num_examples, batch_size, last_batch, steps_per_epoch):
-        (idx_SxB, valid_SxB), tail = training_batches(order_key, num_examples, batch_size,
-                                                      granule=_devices_per_batch(config))
+        (idx_SxB, valid_SxB), tail = training_batches(order_key, num_examples, batch_size)
     else:
         (idx_SxB, valid_SxB), tail = batch_plan(order_key, num_examples, batch_size, steps_per_epoch), None
 
@@ -194,11 +188,6 @@ def train_epoch(config: StepConfig, state: TrainState, data: dict, key: jax.Arra
         state, tail_sums = step(state, *tail, whole)
         sums.append(tail_sums)
     return state, jax.tree.map(lambda *parts: sum(parts), *sums)
-
-
-def _devices_per_batch(config: StepConfig) -> int:
-    """How many devices a batch is split over (data parallelism), 1 without sharding."""
-    return 1 if config.batch_sharding is None else config.batch_sharding.mesh.size
 
 
 def evaluate(config: StepConfig, state: TrainState, data: dict, *, num_examples: int,

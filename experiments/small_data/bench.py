@@ -91,8 +91,8 @@ def bench_workload(name: str, args, data_dir: Path) -> dict:
         result["variants"][variant] = {
             "epoch_ms": statistics.median(epoch_ms), "epoch_ms_rounds": epoch_ms,
             "compile_s": statistics.median(compile_s), "compile_s_rounds": compile_s,
-            **{key: samples[0][key] for key in ("train_examples", "batch_size", "examples_computed",
-                                                 "own_last_step")}}
+            **{key: samples[0][key] for key in ("train_examples", "batch_size", "traced_batch_sizes",
+                                                 "examples_computed", "own_last_step")}}
         print(name, variant, round(statistics.median(epoch_ms), 2), "ms/epoch", flush=True)
     return result
 

@@ -4,8 +4,9 @@
 
 Builds the run as `python -m conv1dx.train <overrides>` would (`conv1dx.train.session.prepare`, no
 compilation cache), then times the first call of the compiled epoch (tracing, compiling and one
-epoch) and `epochs` more calls one by one; prints one JSON line: first_s, epoch_s (every epoch),
-examples computed per epoch and whether the last batch got a step of its own.
+epoch) and `epochs` more calls one by one; prints one JSON line: first_s, epoch_s (every epoch), the
+batch sizes the epoch's train steps were traced with, and from them whether the last batch got a
+step of its own and how many examples an epoch computes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ def measure(spec: dict) -> dict:
 
     if spec["min_tuned_bytes"] is not None:
         conv_lowering.MIN_TUNED_BYTES = float(spec["min_tuned_bytes"])
+    traced_sizes = set()
+    train_step = steps.train_step
+
+    def recording_train_step(config, state, batch, valid_B, key):
+        traced_sizes.add(int(valid_B.shape[0]))
+        return train_step(config, state, batch, valid_B, key)
+
+    steps.train_step = recording_train_step  # what train_epoch calls when it is traced
     cfg = compose_config([*spec["overrides"], "paths.compilation_cache_dir=null"])
     session = prepare(cfg)
     split = session.data.splits["train"]
@@ -44,11 +53,13 @@ def measure(spec: dict) -> dict:
 
     first = epoch()
     seconds = [epoch() for _ in range(spec["epochs"])]
-    own = steps.own_last_step(split.num_examples, trainer.batch_size, trainer.last_batch)
+    rest = split.num_examples % trainer.batch_size
+    own = rest != 0 and rest in traced_sizes  # a filled-up last batch has the whole batch's size
     computed = (split.num_examples if own
                 else math.ceil(split.num_examples / trainer.batch_size) * trainer.batch_size)
     return {"first_s": first, "epoch_s": seconds, "train_examples": split.num_examples,
-            "batch_size": int(trainer.batch_size), "examples_computed": computed, "own_last_step": own}
+            "batch_size": int(trainer.batch_size), "traced_batch_sizes": sorted(traced_sizes),
+            "examples_computed": computed, "own_last_step": own}
 
 
 if __name__ == "__main__":
