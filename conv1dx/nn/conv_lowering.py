@@ -51,7 +51,7 @@ CANDIDATES = ("xla", "onednn", "onednn_blocked", "direct")
 # threads, which cost each call in the epoch more than in the timed loop; on XLA's pool the timed gains
 # hold in the epoch (experiments/conv_lowering/README.md, "oneDNN in conv_ops").
 MIN_TUNED_FLOPS = 5e7
-# ... unless they move at least this many bytes (operands and result; ~0.25 ms at ~16 GB/s): a layer
+# ... unless they move at least this many bytes (operands and result; ~0.25 ms at an assumed 16 GB/s): a layer
 # with few input channels over long series (ACSF1's first layer: 1 channel, 1,460 steps, 32 filters,
 # batch 32: 15 MFLOP, a 6 MB result) is bound by memory, and there XLA's forward took 1.5-1.9 ms against
 # oneDNN's 0.28-0.37 in two timings on a 2-core EPYC (experiments/small_data/README.md).

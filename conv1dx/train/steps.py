@@ -61,9 +61,10 @@ def batch_plan(key: jax.Array | None, num_examples: int, batch_size: int,
 
 LAST_BATCH = ("auto", "exact", "pad")
 # "auto" takes the last partial batch at its own size when filling it up would add at least this share
-# to the examples an epoch computes: ACSF1's 100 examples in batches of 32 would compute 128 (+28%);
-# IMDB's 20,000 in batches of 128 compute 20,096 (+0.5%), where a second step shape would only add
-# compilation. Measured: experiments/small_data/README.md.
+# to the examples an epoch computes: ACSF1's 100 examples in batches of 32 would compute 128 (+28%; the
+# own step's gain and its extra compilation are measured in experiments/small_data/README.md); IMDB's
+# 20,000 in batches of 128 compute 20,096 (+0.5%), where a second step shape could save at most 0.5% of
+# an epoch and would still add a compilation.
 MIN_FILLER_SHARE = 0.05
 
 
